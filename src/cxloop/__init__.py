@@ -1,0 +1,25 @@
+"""cxloop: measure customer relationships and improve them continuously.
+
+The public Python API: open a :class:`Store` by URL, import files into it, and read its status.
+
+>>> from cxloop import Store, import_file
+>>> store = Store.open("cxloop.duckdb")          # doctest: +SKIP
+>>> result = import_file(store, "orders", "orders.csv", preset="shopify")  # doctest: +SKIP
+"""
+
+from cxloop.errors import CxloopError, InputError, StoreBusyError
+from cxloop.ingest.pipeline import ImportOptions, ImportResult, import_file
+from cxloop.store.store import Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CxloopError",
+    "ImportOptions",
+    "ImportResult",
+    "InputError",
+    "Store",
+    "StoreBusyError",
+    "__version__",
+    "import_file",
+]

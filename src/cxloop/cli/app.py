@@ -1,0 +1,95 @@
+"""The Typer application: global options, command groups, and error handling."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import typer
+from rich.markup import escape
+
+from cxloop import __version__
+from cxloop.cli.output import stderr
+from cxloop.errors import CxloopError
+from cxloop.store.store import Store
+
+EXIT_ERROR = 1
+EXIT_REJECTED = 3
+
+app = typer.Typer(
+    name="cxloop",
+    help="cxloop: measure customer relationships and improve them continuously.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@dataclass
+class State:
+    database_url: str | None = None
+
+    def open_store(self) -> Store:
+        return Store.open(self.database_url)
+
+
+@contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Turn cxloop's own errors into one clear line on stderr and exit code 1."""
+    try:
+        yield
+    except CxloopError as exc:
+        stderr().print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        stderr().print("[yellow]interrupted: nothing was written[/]")
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cxloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="Database URL or DuckDB file (default: $CXLOOP_DATABASE_URL, else ./cxloop.duckdb)",
+        metavar="URL",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    ctx.obj = State(db)
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+def _register() -> None:
+    from cxloop.cli import db, demo, importing, presets, status
+
+    app.add_typer(db.app, name="db")
+    app.add_typer(importing.app, name="import")
+    app.add_typer(presets.app, name="presets")
+    app.add_typer(presets.mappings_app, name="mappings")
+    app.command("demo")(demo.demo)
+    app.command("status")(status.status)
+
+
+_register()
+
+
+def main() -> None:
+    app()
+    sys.exit(0)

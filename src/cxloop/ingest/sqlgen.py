@@ -1,0 +1,204 @@
+"""SQL fragments that turn a file's text into typed values, and say why when they cannot.
+
+Everything here returns DuckDB SQL text; identifiers go through ``ident`` and constants through
+``literal``. Parsing and checking happen in one vectorised pass: each row gets a list of
+``{field, value, reason}`` structs, empty when the row is good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cxloop.ingest.entities import Field
+from cxloop.ingest.mapping import Column, Constant, Join, Source
+from cxloop.store.sql import ident, literal
+
+# Long free text keeps its inner whitespace; every other text value is trimmed.
+LONG_TEXT = frozenset({"comment", "body", "subject", "text", "title"})
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+REPORTED_VALUE_CHARS = 200
+ISO_HINT = "ISO 8601 such as 2024-03-31 or 2024-03-31 14:05:00+02:00"
+
+
+def raw_text(src: Source, types: dict[str, str]) -> str:
+    """The field's value as the file has it, as VARCHAR (NULL when absent)."""
+    if isinstance(src, Column):
+        column = ident(src.name)
+        return column if types.get(src.name) == "VARCHAR" else f"CAST({column} AS VARCHAR)"
+    if isinstance(src, Constant):
+        return literal(src.value)
+    if isinstance(src, Join):
+        parts = [raw_text(Column(c), types) for c in src.columns]
+        any_null = " OR ".join(f"NULLIF(trim({p}), '') IS NULL" for p in parts)
+        joined = f"concat_ws({literal(src.sep)}, {', '.join(f'trim({p})' for p in parts)})"
+        return f"(CASE WHEN {any_null} THEN NULL ELSE {joined} END)"
+    return f"CAST(({src.sql}) AS VARCHAR)"
+
+
+def native_column(src: Source, types: dict[str, str]) -> tuple[str, str] | None:
+    """(SQL, DuckDB type) of a typed file column (Parquet, JSON), to avoid a text round trip."""
+    if isinstance(src, Column) and types.get(src.name, "VARCHAR") != "VARCHAR":
+        return ident(src.name), types[src.name]
+    return None
+
+
+def typed_value(f: Field, raw: str, native: tuple[str, str] | None, formats: Sequence[str]) -> str:
+    """SQL that parses ``raw`` into the field's type; NULL when empty or unparseable."""
+    blank = f"NULLIF(trim({raw}), '')"
+    if f.kind == "text":
+        if f.choices:
+            return f"lower({blank})"
+        if f.name in LONG_TEXT:
+            return f"(CASE WHEN trim({raw}) = '' THEN NULL ELSE {raw} END)"
+        return blank
+    if f.kind == "decimal":
+        if native and _is_numeric(native[1]):
+            return f"TRY_CAST({native[0]} AS DECIMAL(18, 4))"
+        return f"TRY_CAST({blank} AS DECIMAL(18, 4))"
+    if f.kind == "int":
+        number = (
+            f"TRY_CAST({native[0]} AS DECIMAL(38, 4))"
+            if native and _is_numeric(native[1])
+            else f"TRY_CAST({blank} AS DECIMAL(38, 4))"
+        )
+        return (
+            f"(CASE WHEN {number} = floor({number}) AND abs({number}) < 2147483648 "
+            f"THEN CAST({number} AS INTEGER) END)"
+        )
+    if f.kind == "bool":
+        words = f"lower({blank})"
+        return (
+            f"(CASE WHEN {words} IN ({_words(TRUE_WORDS)}) THEN true "
+            f"WHEN {words} IN ({_words(FALSE_WORDS)}) THEN false END)"
+        )
+    return _timestamp(blank, native, formats)
+
+
+def _timestamp(blank: str, native: tuple[str, str] | None, formats: Sequence[str]) -> str:
+    # Naive times are in the business time zone (the session's TimeZone during an import) and
+    # stored in UTC; times with an offset are converted exactly.
+    if native and native[1].startswith("TIMESTAMP WITH TIME ZONE"):
+        return f"timezone('UTC', {native[0]})"
+    if native and (native[1].startswith("TIMESTAMP") or native[1] == "DATE"):
+        return f"timezone('UTC', CAST(CAST({native[0]} AS TIMESTAMP) AS TIMESTAMPTZ))"
+    if formats:
+        fmts = "[" + ", ".join(literal(f) for f in formats) + "]"
+        return f"timezone('UTC', CAST(try_strptime({blank}, {fmts}) AS TIMESTAMPTZ))"
+    return f"timezone('UTC', TRY_CAST({blank} AS TIMESTAMPTZ))"
+
+
+def _is_numeric(duck_type: str) -> bool:
+    return duck_type.split("(")[0] in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL",
+    }
+
+
+def _words(words: Sequence[str]) -> str:
+    return ", ".join(literal(w) for w in words)
+
+
+def error(field: str, value_sql: str, reason_sql: str, condition: str) -> str:
+    """One entry of a row's error list: present only when ``condition`` holds."""
+    shown = (
+        f"CASE WHEN length({value_sql}) > {REPORTED_VALUE_CHARS} "
+        f"THEN left({value_sql}, {REPORTED_VALUE_CHARS}) || '…' ELSE {value_sql} END"
+    )
+    return (
+        f"CASE WHEN {condition} THEN {{'field': {literal(field)}, 'value': {shown}, "
+        f"'reason': {reason_sql}}} END"
+    )
+
+
+def field_checks(
+    f: Field, raw: str, typed: str, *, required: bool, formats: Sequence[str], max_bytes: int
+) -> list[str]:
+    """The checks every field gets: presence, type, range, choices, size, NUL bytes."""
+    missing = f"NULLIF(trim({raw}), '') IS NULL"
+    present = f"NOT ({missing})"
+    checks = []
+    if required:
+        checks.append(error(f.name, raw, literal("required value is missing"), missing))
+    if f.kind != "text":
+        checks.append(error(f.name, raw, literal(_type_reason(f, formats)), f"{present} AND {typed} IS NULL"))
+    if f.kind == "timestamp":
+        checks.append(
+            error(
+                f.name,
+                raw,
+                literal("implausible date: outside the years 1900-2200"),
+                f"{typed} IS NOT NULL AND (year({typed}) < 1900 OR year({typed}) > 2200)",
+            )
+        )
+    if f.minimum is not None:
+        checks.append(
+            error(
+                f.name,
+                raw,
+                literal(f"below the minimum {f.minimum:g}"),
+                f"{typed} IS NOT NULL AND {typed} < {f.minimum}",
+            )
+        )
+    if f.maximum is not None:
+        checks.append(
+            error(
+                f.name,
+                raw,
+                literal(f"above the maximum {f.maximum:g}"),
+                f"{typed} IS NOT NULL AND {typed} > {f.maximum}",
+            )
+        )
+    if f.choices:
+        checks.append(
+            error(
+                f.name,
+                raw,
+                literal(f"must be one of: {', '.join(f.choices)}"),
+                f"{typed} IS NOT NULL AND {typed} NOT IN ({_words(f.choices)})",
+            )
+        )
+    checks.append(
+        error(
+            f.name,
+            raw,
+            f"'the value is ' || strlen({raw}) || ' bytes long; the limit is {max_bytes:,} bytes'",
+            f"strlen({raw}) > {max_bytes}",
+        )
+    )
+    checks.append(error(f.name, raw, literal("contains a NUL character"), f"contains({raw}, chr(0))"))
+    return checks
+
+
+def _type_reason(f: Field, formats: Sequence[str]) -> str:
+    if f.kind == "decimal":
+        return "not a number (use digits with a dot for decimals, at most 14 before it)"
+    if f.kind == "int":
+        return "not a whole number"
+    if f.kind == "bool":
+        return "not a yes/no value (true/false, yes/no, 1/0)"
+    if formats:
+        return f"not a date/time in the stated format(s) {', '.join(formats)}"
+    return f"not a date/time: expected {ISO_HINT} (or state the format with --date-format)"
+
+
+def error_list(entries: Sequence[str]) -> str:
+    if not entries:
+        return "CAST([] AS STRUCT(field VARCHAR, value VARCHAR, reason VARCHAR)[])"
+    return f"list_filter([{', '.join(entries)}], e -> e IS NOT NULL)"
+
+
+def row_hash(columns: Sequence[str], alias: str = "") -> str:
+    """md5 of a row's content; NULL and '' hash differently (chr(30) stands for NULL)."""
+    parts = ", ".join(f"coalesce(CAST({alias}{ident(c)} AS VARCHAR), chr(30))" for c in columns)
+    return f"md5(concat_ws(chr(31), {parts}))"

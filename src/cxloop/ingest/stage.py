@@ -1,0 +1,357 @@
+"""Type, check and shape a raw file into the rows each store table will receive.
+
+The work happens in DuckDB, set-based, in a few passes over the staged file:
+
+1. ``cx_typed``: every canonical field parsed from its source, and per row a list of errors
+   (presence, type, range, choices, size) plus the entity's own rules (a score on its scale, a
+   ticket not resolved before it was opened, an order line's amount).
+2. ``cx_errors``: those errors, one per row and field, plus duplicate keys inside the file and
+   references to rows that exist neither in the file nor in the store.
+3. One staged relation per table to write (``cx_out_<table>``), made from the good rows only,
+   with each row's content hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+import sqlalchemy as sa
+
+from cxloop.ingest import sqlgen
+from cxloop.ingest.entities import DEFAULT_SCALES, Entity
+from cxloop.ingest.mapping import Column, Constant, EntityMapping, Source
+from cxloop.ingest.readers import RawTable
+from cxloop.store import schema
+from cxloop.store.sql import ident, idents, literal
+
+# (table name, key columns, value columns, SQL of the keys wanted) -> SQL of a relation
+Lookup = Callable[[str, tuple[str, ...], tuple[str, ...], str], str]
+
+_DUCK_TYPES = {
+    "text": "VARCHAR",
+    "int": "INTEGER",
+    "decimal": "DECIMAL(18, 4)",
+    "timestamp": "TIMESTAMP",
+    "bool": "BOOLEAN",
+}
+ERROR_TYPE = "STRUCT(field VARCHAR, value VARCHAR, reason VARCHAR)[]"
+
+
+@dataclass(frozen=True)
+class Output:
+    """A staged relation bound for one store table."""
+
+    table: sa.Table
+    relation: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]  # content columns, source and row_hash included
+
+
+@dataclass(frozen=True)
+class StageContext:
+    source: str
+    max_field_bytes: int
+    lookup: Lookup
+
+
+def content_columns(table: sa.Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name not in ("row_hash", "import_id"))
+
+
+# ---------------------------------------------------------------- pass 1: typed rows + errors
+
+
+def build_typed(
+    conn: duckdb.DuckDBPyConnection,
+    raw: RawTable,
+    entity: Entity,
+    mapping: EntityMapping,
+    ctx: StageContext,
+) -> None:
+    fields = _with_defaults(entity, mapping)
+    required = _required(entity, mapping)
+    selects = ["__row"]
+    checks: list[str] = []
+    for f in entity.fields:
+        src = fields.get(f.name)
+        if src is None:
+            selects.append(f"CAST(NULL AS {_DUCK_TYPES[f.kind]}) AS {ident(f.name)}")
+            continue
+        raw_sql = sqlgen.raw_text(src, raw.types)
+        typed = sqlgen.typed_value(f, raw_sql, sqlgen.native_column(src, raw.types), _formats(src, mapping))
+        selects.append(f"{typed} AS {ident(f.name)}")
+        checks += sqlgen.field_checks(
+            f,
+            raw_sql,
+            typed,
+            required=f.name in required,
+            formats=_formats(src, mapping),
+            max_bytes=ctx.max_field_bytes,
+        )
+    if entity.keep_extra_columns_in:
+        selects.append(f"{_extra_columns_json(raw, mapping)} AS {ident(entity.keep_extra_columns_in)}")
+    selects.append(f"{sqlgen.error_list(checks)} AS __errors")
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE cx_typed_1 AS SELECT {', '.join(selects)} FROM {raw.table}")
+    replacements, rules = ENTITY_RULES.get(entity.name, _no_rules)(entity, mapping, ctx)
+    replace = f" REPLACE ({', '.join(f'{sql} AS {ident(c)}' for c, sql in replacements.items())})"
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE cx_typed AS SELECT * EXCLUDE (__errors)"
+        f"{replace if replacements else ''}, "
+        f"list_concat(__errors, {sqlgen.error_list(rules)}) AS __errors FROM cx_typed_1"
+    )
+    conn.execute("DROP TABLE cx_typed_1")
+
+
+def _with_defaults(entity: Entity, mapping: EntityMapping) -> dict[str, Source]:
+    fields = dict(mapping.fields)
+    if entity.name == "order-lines" and "quantity" not in fields:
+        fields["quantity"] = Constant("1")
+    return fields
+
+
+def _required(entity: Entity, mapping: EntityMapping) -> set[str]:
+    required = {f.name for f in entity.fields if f.required}
+    if entity.name == "order-lines" and "ordered_at" in mapping.fields:
+        required.add("ordered_at")  # the order is made from its lines
+    return required
+
+
+def _formats(src: object, mapping: EntityMapping) -> tuple[str, ...]:
+    if isinstance(src, Column) and src.formats:
+        return src.formats
+    return mapping.date_formats
+
+
+def _extra_columns_json(raw: RawTable, mapping: EntityMapping) -> str:
+    used = {
+        name
+        for src in mapping.fields.values()
+        for name in ((src.name,) if isinstance(src, Column) else getattr(src, "columns", ()))
+    }
+    extra = [c for c in raw.columns if c not in used]
+    if not extra:
+        return "CAST(NULL AS VARCHAR)"
+    pairs = ", ".join(f"{literal(c)}, {ident(c)}" for c in extra)
+    return f"CAST(json_object({pairs}) AS VARCHAR)"
+
+
+# ---------------------------------------------------------------- entity rules
+
+Rules = tuple[dict[str, str], list[str]]
+
+
+def _no_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> Rules:
+    return {}, []
+
+
+def _order_line_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> Rules:
+    amount = "coalesce(amount, round(quantity * unit_price, 4))"
+    replacements = {
+        "amount": amount,
+        "unit_price": "coalesce(unit_price, CASE WHEN quantity <> 0 THEN round(amount / quantity, 4) END)",
+    }
+    if "line_no" not in mapping.fields:
+        # Numbered over every row in file order, rejected ones too, so that re-importing the
+        # corrected file gives each line the same number.
+        replacements["line_no"] = "CAST(row_number() OVER (PARTITION BY order_id ORDER BY __row) AS INTEGER)"
+    rules = [
+        sqlgen.error(
+            "amount",
+            "CAST(NULL AS VARCHAR)",
+            literal("no amount: map amount, or unit_price (with quantity)"),
+            f"{amount} IS NULL AND quantity IS NOT NULL",
+        )
+    ]
+    return replacements, rules
+
+
+def _response_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> Rules:
+    lo = "coalesce(scale_min, " + _by_kind(0) + ")"
+    hi = "coalesce(scale_max, " + _by_kind(1) + ")"
+    replacements = {
+        "scale_min": lo,
+        "scale_max": hi,
+        "question_id": "coalesce(question_id, kind)",
+        "survey_id": f"coalesce(survey_id, {literal(ctx.source)})",
+    }
+    scale = "CAST(" + lo + " AS VARCHAR) || '-' || CAST(" + hi + " AS VARCHAR)"
+    rules = [
+        sqlgen.error(
+            "scale_max",
+            "CAST(NULL AS VARCHAR)",
+            literal("custom questions need scale_min and scale_max"),
+            f"kind IS NOT NULL AND ({lo} IS NULL OR {hi} IS NULL)",
+        ),
+        sqlgen.error(
+            "scale_max",
+            f"{scale}",
+            literal("an NPS question is on the 0-10 scale"),
+            f"kind = 'nps' AND ({lo} <> 0 OR {hi} <> 10)",
+        ),
+        sqlgen.error(
+            "score",
+            "CAST(score AS VARCHAR)",
+            "'score ' || CAST(CAST(score AS DOUBLE) AS VARCHAR) || ' is outside the ' || kind "
+            f"|| ' scale ' || {scale}",
+            f"score IS NOT NULL AND (score < {lo} OR score > {hi})",
+        ),
+    ]
+    return replacements, rules
+
+
+def _by_kind(index: int) -> str:
+    cases = " ".join(f"WHEN {literal(k)} THEN {v[index]}" for k, v in DEFAULT_SCALES.items())
+    return f"CASE kind {cases} END"
+
+
+def _ticket_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> Rules:
+    rules = [
+        sqlgen.error(
+            column,
+            f"CAST({column} AS VARCHAR)",
+            literal(f"{label} before the ticket was opened"),
+            f"{column} < opened_at",
+        )
+        for column, label in (("first_response_at", "first response"), ("resolved_at", "resolved"))
+    ]
+    return {}, rules
+
+
+def _review_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> Rules:
+    return {
+        "kind": "coalesce(kind, 'review')",
+        "brand": "coalesce(brand, 'own')",
+        "is_competitor": "coalesce(is_competitor, false)",
+    }, []
+
+
+ENTITY_RULES: dict[str, Callable[[Entity, EntityMapping, StageContext], Rules]] = {
+    "order-lines": _order_line_rules,
+    "responses": _response_rules,
+    "tickets": _ticket_rules,
+    "reviews": _review_rules,
+}
+
+
+# ---------------------------------------------------------------- pass 2: all errors
+
+
+def collect_errors(
+    conn: duckdb.DuckDBPyConnection, entity: Entity, mapping: EntityMapping, ctx: StageContext
+) -> None:
+    parts = [
+        "SELECT __row, e.field, e.value, e.reason FROM "
+        "(SELECT __row, unnest(__errors) AS e FROM cx_typed WHERE len(__errors) > 0)"
+    ]
+    parts.append(_duplicate_errors(entity, mapping))
+    if entity.name == "order-lines" and "ordered_at" not in mapping.fields:
+        parts.append(_missing_order_errors(conn, ctx))
+    conn.execute("CREATE OR REPLACE TEMP TABLE cx_errors AS " + " UNION ALL ".join(p for p in parts if p))
+
+
+def _file_key(entity: Entity, mapping: EntityMapping) -> tuple[str, ...]:
+    if entity.name == "customers" and "alias" in mapping.fields:
+        return ("alias",)  # one row per alias; the customer may repeat
+    return tuple(k for k in entity.key if k != "source")
+
+
+def _duplicate_errors(entity: Entity, mapping: EntityMapping) -> str:
+    key = _file_key(entity, mapping)
+    not_null = " AND ".join(f"{ident(k)} IS NOT NULL" for k in key)
+    shown = " || ', ' || ".join(f"'{k}=' || CAST({ident(k)} AS VARCHAR)" for k in key)
+    return (
+        f"SELECT __row, {literal(key[0])} AS field, CAST({ident(key[0])} AS VARCHAR) AS value, "
+        f"'duplicate key ' || {shown} || ': ' || n || ' rows in this file have it' AS reason "
+        f"FROM (SELECT __row, {idents(key)}, count(*) OVER (PARTITION BY {idents(key)}) AS n "
+        f"FROM cx_typed WHERE {not_null}) WHERE n > 1"
+    )
+
+
+def _missing_order_errors(conn: duckdb.DuckDBPyConnection, ctx: StageContext) -> str:
+    known = ctx.lookup("orders", ("order_id",), (), "SELECT DISTINCT order_id FROM cx_typed")
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE cx_known_orders AS SELECT order_id FROM {known}")
+    return (
+        "SELECT t.__row, 'order_id' AS field, t.order_id AS value, "
+        "'order ' || t.order_id || ' is not in the store: import the orders first, or map "
+        "ordered_at so that orders are made from the lines' AS reason "
+        "FROM cx_typed t ANTI JOIN cx_known_orders k ON t.order_id = k.order_id "
+        "WHERE t.order_id IS NOT NULL"
+    )
+
+
+# ---------------------------------------------------------------- pass 3: outputs
+
+
+def build_outputs(
+    conn: duckdb.DuckDBPyConnection, entity: Entity, mapping: EntityMapping, ctx: StageContext
+) -> list[Output]:
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE cx_good AS SELECT * EXCLUDE (__errors) FROM cx_typed "
+        "ANTI JOIN (SELECT DISTINCT __row FROM cx_errors) e USING (__row)"
+    )
+    customer_join = _alias_join(conn, ctx) if "customer_id" in entity.field_names else None
+    outputs = []
+    if entity.name == "customers" and "alias" in mapping.fields:
+        outputs.append(_output(conn, schema.customer_aliases, ("alias",), ctx, "cx_good"))
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE cx_good_customers AS SELECT * FROM cx_good "
+            "QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY __row) = 1"
+        )
+        outputs.append(_output(conn, schema.customers, ("customer_id",), ctx, "cx_good_customers"))
+        return outputs
+    base = "cx_good"
+    if customer_join:
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE cx_good_resolved AS SELECT g.* REPLACE "
+            "(coalesce(a.customer_id, g.customer_id) AS customer_id) FROM cx_good g "
+            f"LEFT JOIN {customer_join} a ON a.alias = g.customer_id"
+        )
+        base = "cx_good_resolved"
+    if entity.name == "order-lines" and "ordered_at" in mapping.fields:
+        outputs.append(_orders_from_lines(conn, ctx, base))
+    outputs.append(_output(conn, entity.table, entity.key, ctx, base))
+    return outputs
+
+
+def _alias_join(conn: duckdb.DuckDBPyConnection, ctx: StageContext) -> str | None:
+    found = ctx.lookup(
+        "customer_aliases",
+        ("alias",),
+        ("customer_id",),
+        "SELECT DISTINCT customer_id AS alias FROM cx_good WHERE customer_id IS NOT NULL",
+    )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE cx_aliases AS SELECT alias, customer_id FROM {found}")
+    row = conn.execute("SELECT count(*) FROM cx_aliases").fetchone()
+    return "cx_aliases" if row and row[0] else None
+
+
+def _output(
+    conn: duckdb.DuckDBPyConnection,
+    table: sa.Table,
+    key: tuple[str, ...],
+    ctx: StageContext,
+    base: str,
+) -> Output:
+    columns = content_columns(table)
+    hashed = [c for c in columns if c != "source"]
+    selects = [literal(ctx.source) + " AS source" if c == "source" else ident(c) for c in columns]
+    relation = f"cx_out_{table.name}"
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {relation} AS SELECT {', '.join(selects)}, "
+        f"{sqlgen.row_hash(hashed)} AS row_hash FROM {base}"
+    )
+    return Output(table, relation, key, (*columns, "row_hash"))
+
+
+def _orders_from_lines(conn: duckdb.DuckDBPyConnection, ctx: StageContext, base: str) -> Output:
+    """Line-level invoices carry their order: one order per order_id, from its first line."""
+    order_fields = ("customer_id", "ordered_at", "status", "channel", "currency", "country")
+    firsts = ", ".join(f"arg_min_null({ident(c)}, __row) AS {ident(c)}" for c in order_fields)
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE cx_derived_orders AS SELECT order_id, {firsts}, "
+        "CAST(NULL AS DECIMAL(18, 4)) AS total_amount "
+        f"FROM {base} GROUP BY order_id"
+    )
+    return _output(conn, schema.orders, ("order_id",), ctx, "cx_derived_orders")

@@ -1,0 +1,199 @@
+"""The canonical schema: one SQLAlchemy ``MetaData`` shared by DuckDB and PostgreSQL.
+
+Keys are the business's natural keys, never surrogates, so that importing the same export twice
+is idempotent and an updated export updates rows in place:
+
+* customers and orders use the business's own ids (one id space per store: a customer is the same
+  person in the shop, the help desk and the survey tool);
+* order lines are keyed by (order_id, line_no);
+* survey responses, tickets and reviews come from many tools whose ids may collide, so their key
+  includes ``source`` (the tool or export they came from).
+
+Every imported table carries ``row_hash`` (md5 of the row's content, computed at import) and
+``import_id`` (the import that last wrote the row). Timestamps are naive and in UTC. Money and
+quantities are exact decimals. Free attributes are JSON text, portable across both engines.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+MONEY = sa.Numeric(18, 4)
+
+
+def _provenance() -> list[sa.Column[object]]:
+    return [
+        sa.Column("row_hash", sa.Text, nullable=False),
+        sa.Column("import_id", sa.Text, nullable=True),
+    ]
+
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("segment", sa.Text),
+    sa.Column("region", sa.Text),
+    sa.Column("country", sa.Text),
+    sa.Column("acquisition_channel", sa.Text),
+    sa.Column("first_seen_at", sa.DateTime),
+    sa.Column("attributes", sa.Text, comment="JSON object of columns without a canonical field"),
+    sa.Column("source", sa.Text, nullable=False),
+    *_provenance(),
+)
+
+customer_aliases = sa.Table(
+    "customer_aliases",
+    metadata,
+    sa.Column("alias", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    *_provenance(),
+    comment="Other ids a customer is known by in exports (Olist's per-order customer_id, say)",
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, comment="NULL for guest or anonymous orders"),
+    sa.Column("ordered_at", sa.DateTime, nullable=False),
+    sa.Column("status", sa.Text),
+    sa.Column("channel", sa.Text),
+    sa.Column("currency", sa.Text),
+    sa.Column("country", sa.Text),
+    sa.Column("total_amount", MONEY, comment="As exported; NULL when only lines are known"),
+    sa.Column("source", sa.Text, nullable=False),
+    *_provenance(),
+)
+
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("product_id", sa.Text),
+    sa.Column("product_name", sa.Text),
+    sa.Column("category", sa.Text),
+    sa.Column("quantity", MONEY, nullable=False, comment="Negative for a return"),
+    sa.Column("unit_price", MONEY),
+    sa.Column("amount", MONEY, nullable=False, comment="quantity * unit_price unless exported"),
+    sa.Column("source", sa.Text, nullable=False),
+    *_provenance(),
+)
+
+survey_responses = sa.Table(
+    "survey_responses",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("response_id", sa.Text, primary_key=True),
+    sa.Column("question_id", sa.Text, primary_key=True),
+    sa.Column("survey_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False, comment="nps | csat | ces | custom"),
+    sa.Column("scale_min", sa.Integer, nullable=False),
+    sa.Column("scale_max", sa.Integer, nullable=False),
+    sa.Column("score", MONEY),
+    sa.Column("comment", sa.Text),
+    sa.Column("channel", sa.Text),
+    sa.Column("touchpoint", sa.Text),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("responded_at", sa.DateTime, nullable=False),
+    *_provenance(),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("ticket_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("opened_at", sa.DateTime, nullable=False),
+    sa.Column("first_response_at", sa.DateTime),
+    sa.Column("resolved_at", sa.DateTime),
+    sa.Column("channel", sa.Text),
+    sa.Column("category", sa.Text),
+    sa.Column("priority", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("agent_id", sa.Text),
+    sa.Column("is_complaint", sa.Boolean),
+    sa.Column("reopens", sa.Integer),
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text),
+    *_provenance(),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("review_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False, comment="review | post"),
+    sa.Column("url", sa.Text),
+    sa.Column("author", sa.Text),
+    sa.Column("rating", MONEY, comment="On a 1-5 scale; NULL for social posts"),
+    sa.Column("title", sa.Text),
+    sa.Column("text", sa.Text),
+    sa.Column("posted_at", sa.DateTime, nullable=False),
+    sa.Column("brand", sa.Text, nullable=False, comment="Whose brand the text is about"),
+    sa.Column("is_competitor", sa.Boolean, nullable=False),
+    sa.Column("language", sa.Text),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("order_id", sa.Text),
+    *_provenance(),
+)
+
+employees = sa.Table(
+    "employees",
+    metadata,
+    sa.Column("employee_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("team", sa.Text),
+    sa.Column("role", sa.Text),
+    sa.Column("source", sa.Text, nullable=False),
+    *_provenance(),
+)
+
+imports = sa.Table(
+    "imports",
+    metadata,
+    sa.Column("import_id", sa.Text, primary_key=True),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("file_sha256", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("preset", sa.Text),
+    sa.Column("mapping", sa.Text, nullable=False, comment="JSON: field -> column or transform"),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("loaded", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Column("unchanged", sa.BigInteger, nullable=False),
+    sa.Column("rejected", sa.BigInteger, nullable=False),
+    sa.Column("reject_file", sa.Text),
+)
+
+saved_mappings = sa.Table(
+    "saved_mappings",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False, comment="JSON of the mapping, as a preset entity"),
+    sa.Column("saved_at", sa.DateTime, nullable=False),
+)
+
+DATA_TABLES = (
+    customers,
+    customer_aliases,
+    orders,
+    order_lines,
+    survey_responses,
+    tickets,
+    reviews,
+    employees,
+)
