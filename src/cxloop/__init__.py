@@ -7,19 +7,21 @@ The public Python API: open a :class:`Store` by URL, import files into it, and r
 >>> result = import_file(store, "orders", "orders.csv", preset="shopify")  # doctest: +SKIP
 """
 
-from cxloop.errors import CxloopError, InputError, StoreBusyError
+from cxloop.errors import ConfigError, CxloopError, InputError, StoreBusyError, StoreWriteError
 from cxloop.ingest.pipeline import ImportOptions, ImportResult, import_file
 from cxloop.store.store import Store
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConfigError",
     "CxloopError",
     "ImportOptions",
     "ImportResult",
     "InputError",
     "Store",
     "StoreBusyError",
+    "StoreWriteError",
     "__version__",
     "import_file",
 ]

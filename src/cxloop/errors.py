@@ -47,3 +47,7 @@ class StoreBusyError(CxloopError):
 
 class ConfigError(CxloopError):
     """A setting, preset or mapping is invalid."""
+
+
+class StoreWriteError(CxloopError):
+    """The database refused a write; the transaction was rolled back, so nothing was written."""

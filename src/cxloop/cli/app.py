@@ -91,5 +91,10 @@ _register()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        # Imports are one transaction each: an interrupted one wrote nothing.
+        stderr().print("[yellow]interrupted: nothing was written[/]")
+        sys.exit(130)
     sys.exit(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cxloop.cli.app import reporting_errors, state
-from cxloop.cli.output import print_rows
+from cxloop.cli.output import csv_option, json_option, print_rows
 from cxloop.store import migrate
 from cxloop.store.store import Store
 
@@ -23,7 +23,7 @@ def upgrade(ctx: typer.Context) -> None:
 
 
 @app.command()
-def current(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def current(ctx: typer.Context, as_json: bool = json_option(), as_csv: bool = csv_option()) -> None:
     """Show the schema revision without changing anything."""
     with reporting_errors():
         store = Store.open(state(ctx).database_url, upgrade=False)
@@ -33,4 +33,5 @@ def current(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
             [{"database": store.url, "revision": revision, "head": migrate.head_revision()}],
             title="Schema",
             as_json=as_json,
+            as_csv=as_csv,
         )

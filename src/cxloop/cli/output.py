@@ -14,10 +14,19 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from cxloop.ingest.csvsafe import neutralise
+
+
+def json_option() -> Any:
+    return typer.Option(False, "--json", help="Print a JSON array of row objects.")
+
+
+def csv_option() -> Any:
+    return typer.Option(False, "--csv", help="Print CSV (formula-looking text neutralised).")
 
 
 def stdout() -> Console:

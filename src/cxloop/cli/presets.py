@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import typer
 
 from cxloop.cli.app import reporting_errors, state
-from cxloop.cli.output import print_json, print_rows
+from cxloop.cli.output import csv_option, json_option, print_json, print_rows
 from cxloop.ingest.mapping import get_preset, list_presets
 from cxloop.store import schema
 
@@ -17,18 +17,18 @@ mappings_app = typer.Typer(help="Mappings saved with `cxloop import … --save-m
 
 
 @app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_(as_json: bool = json_option(), as_csv: bool = csv_option()) -> None:
     """List the presets and which entities each maps."""
     with reporting_errors():
         rows = [
             {"name": p.name, "title": p.title, "entities": ", ".join(p.entities), "source": p.source}
             for p in list_presets()
         ]
-        print_rows(rows, title="Presets", as_json=as_json)
+        print_rows(rows, title="Presets", as_json=as_json, as_csv=as_csv)
 
 
 @app.command()
-def show(name: str, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def show(name: str, as_json: bool = typer.Option(False, "--json", help="Print the preset as JSON.")) -> None:
     """Show a preset's mapping, entity by entity."""
     with reporting_errors():
         preset = get_preset(name)
@@ -53,9 +53,7 @@ def show(name: str, as_json: bool = typer.Option(False, "--json", help="Print JS
 
 
 @mappings_app.command("list")
-def mappings_list(
-    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
-) -> None:
+def mappings_list(ctx: typer.Context, as_json: bool = json_option(), as_csv: bool = csv_option()) -> None:
     """List saved mappings."""
     with reporting_errors():
         store = state(ctx).open_store()
@@ -64,4 +62,4 @@ def mappings_list(
                 dict(r._mapping)
                 for r in conn.execute(sa.select(schema.saved_mappings).order_by(schema.saved_mappings.c.name))
             ]
-        print_rows(rows, title="Saved mappings", as_json=as_json)
+        print_rows(rows, title="Saved mappings", as_json=as_json, as_csv=as_csv)

@@ -73,6 +73,7 @@ CUSTOMERS = Entity(
         _text("country"),
         _text("acquisition_channel"),
         _time("first_seen_at", "when the customer was acquired"),
+        _text("attributes", "a JSON object of free attributes; other unmapped columns join it"),
     ),
     doc="One row per customer. Columns without a field are kept in `attributes` (JSON).",
     keep_extra_columns_in="attributes",

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import sqlalchemy as sa
 
-from cxloop.errors import InputError
+from cxloop.errors import InputError, StoreWriteError
 from cxloop.ingest import readers, rejects, stage
 from cxloop.ingest.entities import Entity, get_entity
 from cxloop.ingest.mapping import (
@@ -108,6 +108,24 @@ def import_file(
     on_step: StepCallback | None = None,
 ) -> ImportResult:
     """Import ``path`` as ``entity`` into ``store``; see the module docstring for the steps."""
+    try:
+        return _import_file(store, entity, path, options, clock=clock, on_step=on_step)
+    except RuntimeError as exc:
+        # DuckDB answers Ctrl-C (SIGINT) by interrupting the running query with this error.
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _import_file(
+    store: Store,
+    entity: str | Entity,
+    path: str | Path,
+    options: ImportOptions | None,
+    *,
+    clock: Clock,
+    on_step: StepCallback | None,
+) -> ImportResult:
     options = options or ImportOptions()
     kind = entity if isinstance(entity, Entity) else get_entity(entity)
     path = Path(path)
@@ -261,6 +279,25 @@ def _transaction(
                 yield tx
     except _DryRun:
         pass
+    except _database_errors() as exc:
+        raise StoreWriteError(
+            f"the store refused the import, so nothing was written: {readers.short_error(exc)}"
+        ) from exc
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the store said no (a constraint, a lock, a full disk), not a bug here."""
+    errors: list[type[BaseException]] = [
+        sa.exc.DBAPIError, duckdb.ConstraintException, duckdb.TransactionException,
+        duckdb.IOException, duckdb.OutOfMemoryException,
+    ]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:  # PostgreSQL support is an extra
+        pass
+    return tuple(errors)
 
 
 def _classify(conn: duckdb.DuckDBPyConnection, tx: bulk.Transaction, out: stage.Output) -> TableCounts:

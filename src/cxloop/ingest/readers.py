@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import itertools
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,11 +192,10 @@ def _read_delimited(
     ]
     raw = _describe(conn, "cx_raw", fmt, encoding)
     raw.structural = structural
-    sniffed = delimiter or _sniffed_delimiter(conn, text_path)
     raw.locator = LineLocator(
         text_path,
         header_lines=1 if options.header else 0,
-        delimiter=sniffed,
+        delimiter=delimiter or (lambda: _sniffed_delimiter(conn, text_path)),
         records=raw.rows + len(structural),
         structural=[s.record for s in structural],
     )
@@ -204,7 +203,12 @@ def _read_delimited(
 
 
 def _sniffed_delimiter(conn: duckdb.DuckDBPyConnection, path: Path) -> str:
-    row = conn.execute(f"SELECT Delimiter FROM sniff_csv({literal(str(path))})").fetchone()
+    row = conn.execute(
+        # The same sniffer options as the read (store_rejects implies ignore_errors).
+        f"SELECT Delimiter FROM sniff_csv({literal(str(path))}, ignore_errors = true, "
+        f"all_varchar = true, header = true, max_line_size = {MAX_LINE_BYTES}, "
+        f"buffer_size = {READ_BUFFER_BYTES})"
+    ).fetchone()
     return str(row[0]) if row else ","
 
 
@@ -414,7 +418,7 @@ class LineLocator:
         path: Path | None,
         *,
         header_lines: int,
-        delimiter: str | None,
+        delimiter: str | Callable[[], str] | None,
         records: int,
         structural: Sequence[int],
         line_column: tuple[duckdb.DuckDBPyConnection, str] | None = None,
@@ -458,6 +462,8 @@ class LineLocator:
     def lines_of_records(self, records: Sequence[int]) -> dict[int, int]:
         if self.path is None or self.delimiter is None or self._is_simple():
             return {r: r + self.header_lines for r in records}
+        if callable(self.delimiter):
+            self.delimiter = self.delimiter()  # sniffed only when a scan is really needed
         return self._scan(set(records))
 
     def _record_of_row(self, row: int) -> int:
@@ -484,7 +490,7 @@ class LineLocator:
         return self._simple
 
     def _scan(self, wanted: set[int]) -> dict[int, int]:
-        assert self.path is not None and self.delimiter is not None
+        assert self.path is not None and isinstance(self.delimiter, str)
         found: dict[int, int] = {}
         if not wanted:
             return found

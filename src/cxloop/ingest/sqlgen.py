@@ -19,6 +19,8 @@ TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 REPORTED_VALUE_CHARS = 200
 ISO_HINT = "ISO 8601 such as 2024-03-31 or 2024-03-31 14:05:00+02:00"
+# Offsets DuckDB's ISO cast misses: minutes without seconds, and a space before the offset.
+OFFSET_FORMATS = ("%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z", "%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M %z")
 
 
 def raw_text(src: Source, types: dict[str, str]) -> str:
@@ -82,10 +84,26 @@ def _timestamp(blank: str, native: tuple[str, str] | None, formats: Sequence[str
         return f"timezone('UTC', {native[0]})"
     if native and (native[1].startswith("TIMESTAMP") or native[1] == "DATE"):
         return f"timezone('UTC', CAST(CAST({native[0]} AS TIMESTAMP) AS TIMESTAMPTZ))"
-    if formats:
-        fmts = "[" + ", ".join(literal(f) for f in formats) + "]"
-        return f"timezone('UTC', CAST(try_strptime({blank}, {fmts}) AS TIMESTAMPTZ))"
-    return f"timezone('UTC', TRY_CAST({blank} AS TIMESTAMPTZ))"
+    # strptime's %z does not take "Z" for UTC; write it as an offset first.
+    text = f"regexp_replace({blank}, '([0-9])Z$', '\\1+00:00')"
+    if not formats:
+        return (
+            f"timezone('UTC', coalesce(TRY_CAST({text} AS TIMESTAMPTZ), "
+            f"try_strptime({text}, {_format_list(OFFSET_FORMATS)})))"
+        )
+    with_offset = [f for f in formats if "%z" in f or "%Z" in f]
+    local = [f for f in formats if f not in with_offset]
+    parts = []
+    if with_offset:
+        parts.append(f"try_strptime({text}, {_format_list(with_offset)})")
+    if local:
+        # Without an offset strptime gives a naive time: read it in the business time zone.
+        parts.append(f"CAST(try_strptime({text}, {_format_list(local)}) AS TIMESTAMPTZ)")
+    return f"timezone('UTC', coalesce({', '.join(parts)}))"
+
+
+def _format_list(formats: Sequence[str]) -> str:
+    return "[" + ", ".join(literal(f) for f in formats) + "]"
 
 
 def _is_numeric(duck_type: str) -> bool:
@@ -172,7 +190,7 @@ def field_checks(
         error(
             f.name,
             raw,
-            f"'the value is ' || strlen({raw}) || ' bytes long; the limit is {max_bytes:,} bytes'",
+            f"'the value is ' || format('{{:,}}', strlen({raw})) || ' bytes long; the limit is {max_bytes:,} bytes'",
             f"strlen({raw}) > {max_bytes}",
         )
     )

@@ -91,13 +91,23 @@ def build_typed(
             max_bytes=ctx.max_field_bytes,
         )
     if entity.keep_extra_columns_in:
-        selects.append(f"{_extra_columns_json(raw, mapping)} AS {ident(entity.keep_extra_columns_in)}")
+        extra = _extra_columns_json(raw, mapping)
+        column = ident(entity.keep_extra_columns_in)
+        selects.append(f"{extra} AS __extra")
     selects.append(f"{sqlgen.error_list(checks)} AS __errors")
     conn.execute(f"CREATE OR REPLACE TEMP TABLE cx_typed_1 AS SELECT {', '.join(selects)} FROM {raw.table}")
     replacements, rules = ENTITY_RULES.get(entity.name, _no_rules)(entity, mapping, ctx)
+    exclude = "__errors"
+    if entity.keep_extra_columns_in:
+        exclude += ", __extra"
+        replacements[entity.keep_extra_columns_in] = _merged_attributes(entity.keep_extra_columns_in)
+        rules.append(sqlgen.error(
+            entity.keep_extra_columns_in, column, literal("not a JSON object"),
+            f"{column} IS NOT NULL AND coalesce(json_type(TRY_CAST({column} AS JSON)), '') <> 'OBJECT'",
+        ))
     replace = f" REPLACE ({', '.join(f'{sql} AS {ident(c)}' for c, sql in replacements.items())})"
     conn.execute(
-        "CREATE OR REPLACE TEMP TABLE cx_typed AS SELECT * EXCLUDE (__errors)"
+        f"CREATE OR REPLACE TEMP TABLE cx_typed AS SELECT * EXCLUDE ({exclude})"
         f"{replace if replacements else ''}, "
         f"list_concat(__errors, {sqlgen.error_list(rules)}) AS __errors FROM cx_typed_1"
     )
@@ -122,6 +132,16 @@ def _formats(src: object, mapping: EntityMapping) -> tuple[str, ...]:
     if isinstance(src, Column) and src.formats:
         return src.formats
     return mapping.date_formats
+
+
+def _merged_attributes(column: str) -> str:
+    """A mapped JSON object, with the file's unmapped columns added to it."""
+    c = ident(column)
+    valid = f"coalesce(json_type(TRY_CAST({c} AS JSON)), '') = 'OBJECT'"
+    return (
+        f"CASE WHEN {c} IS NULL THEN __extra WHEN NOT {valid} THEN NULL WHEN __extra IS NULL THEN {c} "
+        f"ELSE CAST(json_merge_patch({c}, __extra) AS VARCHAR) END"
+    )
 
 
 def _extra_columns_json(raw: RawTable, mapping: EntityMapping) -> str:

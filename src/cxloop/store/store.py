@@ -91,6 +91,10 @@ def _create_engine(url: str) -> sa.Engine:
         return sa.create_engine(url, pool_pre_ping=True)
     except duckdb.IOException as exc:
         raise _busy(url, exc) from exc
+    except sa.exc.OperationalError as exc:
+        if isinstance(exc.orig, duckdb.IOException):
+            raise _busy(url, exc.orig) from exc
+        raise ConfigError(f"cannot connect to {_hide_password(url)}: {exc.orig}") from exc
     except sa.exc.ArgumentError as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}") from exc
     except ModuleNotFoundError as exc:
@@ -100,8 +104,13 @@ def _create_engine(url: str) -> sa.Engine:
         ) from exc
 
 
+def _hide_password(url: str) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
 def _busy(url: str, exc: Exception) -> StoreBusyError:
     return StoreBusyError(
-        f"the database {url} is in use by another process ({exc}). DuckDB allows one writer: "
+        f"the database {url} is in use by another process ({str(exc).split('. See also')[0]}). "
+        "DuckDB allows one writer: "
         "stop the other cxloop process (for example `cxloop serve`) or use PostgreSQL."
     )

@@ -1,0 +1,120 @@
+"""Shared fixtures: a real store on every backend, and helpers to import files into it.
+
+The ``store`` fixture is parametrised over DuckDB (a file in tmp_path) and PostgreSQL (a fresh
+schema in the database named by ``CXLOOP_TEST_PG_URL``, default 127.0.0.1:5432/test). Without a
+reachable PostgreSQL the PostgreSQL cases skip with the reason — except under ``CI=true``, where
+they fail, because CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cxloop import ImportOptions, ImportResult, Store, import_file
+
+PG_URL = os.environ.get("CXLOOP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when ``condition`` is false — but fail under CI, which must run everything."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _pg_problem() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install cxloop[postgres])"
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL not reachable at {PG_URL}: {str(exc).strip()[:200]}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    problem = _pg_problem()
+    need(problem is None, problem or "")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """A URL whose search_path is a brand-new schema, dropped afterwards."""
+    import psycopg
+
+    schema = f"cx_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in pg_url else "?"
+    try:
+        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "duckdb":
+        url = str(tmp_path / "store.duckdb")
+    else:
+        url = request.getfixturevalue("pg_schema_url")
+    opened = Store.open(url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def duck_store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(str(tmp_path / "store.duckdb"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def load(tmp_path: Path) -> Any:
+    """``load(store, entity, path, **options)``: import with rejects kept under tmp_path."""
+
+    def _load(store: Store, entity: str, path: Path, **options: Any) -> ImportResult:
+        options.setdefault("rejects_dir", tmp_path / "rejects")
+        return import_file(store, entity, path, ImportOptions(**options))
+
+    return _load
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def rows(store: Store, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    """Everything a failed import must leave untouched: every table's rows, hashed."""
+    out = {}
+    for name in ("customers", "customer_aliases", "orders", "order_lines", "survey_responses",
+                 "tickets", "reviews", "employees", "imports", "saved_mappings"):
+        out[name] = sorted(map(repr, rows(store, f"SELECT * FROM {name}")))
+    return out
