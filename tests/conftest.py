@@ -114,7 +114,17 @@ def rows(store: Store, sql: str, **params: Any) -> list[tuple[Any, ...]]:
 def snapshot(store: Store) -> dict[str, Any]:
     """Everything a failed import must leave untouched: every table's rows, hashed."""
     out = {}
-    for name in ("customers", "customer_aliases", "orders", "order_lines", "survey_responses",
-                 "tickets", "reviews", "employees", "imports", "saved_mappings"):
+    for name in (
+        "customers",
+        "customer_aliases",
+        "orders",
+        "order_lines",
+        "survey_responses",
+        "tickets",
+        "reviews",
+        "employees",
+        "imports",
+        "saved_mappings",
+    ):
         out[name] = sorted(map(repr, rows(store, f"SELECT * FROM {name}")))
     return out

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import rows, snapshot, write
 
+from conftest import rows, snapshot, write
 from cxloop import Store, StoreWriteError
 
 CXLOOP = str(Path(sys.executable).parent / "cxloop")
@@ -47,7 +47,7 @@ def test_a_failure_in_the_last_write_rolls_back_the_first(pg_schema_url: str, lo
         )
     before = snapshot(store)
 
-    with pytest.raises(StoreWriteError, match="nothing was written.*disk full"):
+    with pytest.raises(StoreWriteError, match=r"nothing was written.*disk full"):
         load(store, "order-lines", _invoices(tmp_path / "lines.csv", 300))
 
     assert snapshot(store) == before  # the orders made from the lines were rolled back too
@@ -60,19 +60,54 @@ def test_killing_an_import_leaves_all_or_nothing(sig: signal.Signals, tmp_path: 
     source = _invoices(tmp_path / "lines.csv", lines)
     db = tmp_path / "store.duckdb"
     env = {**os.environ, "CXLOOP_DATABASE_URL": str(db)}
-    subprocess.run([CXLOOP, "import", "orders", str(write(tmp_path / "seed.csv", "order_id,ordered_at\nO0,2024-01-01\n")),
-                    "--rejects-dir", str(tmp_path / "rej")], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            CXLOOP,
+            "import",
+            "orders",
+            str(write(tmp_path / "seed.csv", "order_id,ordered_at\nO0,2024-01-01\n")),
+            "--rejects-dir",
+            str(tmp_path / "rej"),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     started = time.monotonic()
-    subprocess.run([CXLOOP, "import", "order-lines", str(source), "--rejects-dir", str(tmp_path / "rej"),
-                    "--map", "product_id=sku", "--dry-run"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            CXLOOP,
+            "import",
+            "order-lines",
+            str(source),
+            "--rejects-dir",
+            str(tmp_path / "rej"),
+            "--map",
+            "product_id=sku",
+            "--dry-run",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     full = time.monotonic() - started
 
     outcomes = set()
     for fraction in (0.2, 0.4, 0.6, 0.8, 1.5):
         proc = subprocess.Popen(
-            [CXLOOP, "import", "order-lines", str(source), "--map", "product_id=sku",
-             "--rejects-dir", str(tmp_path / "rej")],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                CXLOOP,
+                "import",
+                "order-lines",
+                str(source),
+                "--map",
+                "product_id=sku",
+                "--rejects-dir",
+                str(tmp_path / "rej"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             # A shell's background jobs start with SIGINT ignored; a user's terminal does not.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )

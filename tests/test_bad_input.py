@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import rows, snapshot, write
 
+from conftest import rows, snapshot, write
 from cxloop import InputError, Store
 
 GOOD = "order_id,customer_id,ordered_at\nO0,C0,2024-01-01\n"
@@ -28,7 +28,9 @@ def refused(store: Store, load, path: Path, entity: str = "orders", **options: o
     return caught.value
 
 
-def test_a_missing_required_column_is_named_with_the_columns_found(seeded: Store, load, tmp_path: Path) -> None:
+def test_a_missing_required_column_is_named_with_the_columns_found(
+    seeded: Store, load, tmp_path: Path
+) -> None:
     error = refused(seeded, load, write(tmp_path / "o.csv", "order_id,customer\nO1,C1\n"))
 
     assert "ordered_at" in str(error) and "'order_id', 'customer'" in str(error)
@@ -72,7 +74,9 @@ def test_a_workbook_named_csv_is_recognised(seeded: Store, load, tmp_path: Path)
 
 
 def test_a_wrong_encoding_names_the_line(seeded: Store, load, tmp_path: Path) -> None:
-    path = write(tmp_path / "o.csv", "order_id,ordered_at,status\nO1,2024-01-01,ok\nO2,2024-01-02,Livré\n", "latin-1")
+    path = write(
+        tmp_path / "o.csv", "order_id,ordered_at,status\nO1,2024-01-01,ok\nO2,2024-01-02,Livré\n", "latin-1"
+    )
 
     error = refused(seeded, load, path, encoding="utf-8")
 
@@ -80,7 +84,9 @@ def test_a_wrong_encoding_names_the_line(seeded: Store, load, tmp_path: Path) ->
 
 
 def test_an_unknown_encoding(seeded: Store, load, tmp_path: Path) -> None:
-    assert "unknown encoding" in str(refused(seeded, load, write(tmp_path / "o.csv", GOOD), encoding="klingon"))
+    assert "unknown encoding" in str(
+        refused(seeded, load, write(tmp_path / "o.csv", GOOD), encoding="klingon")
+    )
 
 
 def test_unknown_fields_in_a_mapping(seeded: Store, load, tmp_path: Path) -> None:
@@ -98,7 +104,9 @@ def reject_report(result) -> list[dict[str, str]]:
 
 
 def test_an_unparseable_date_is_rejected_with_its_line(seeded: Store, load, tmp_path: Path) -> None:
-    result = load(seeded, "orders", write(tmp_path / "o.csv", "order_id,ordered_at\nO1,2024-01-01\nO2,yesterday\n"))
+    result = load(
+        seeded, "orders", write(tmp_path / "o.csv", "order_id,ordered_at\nO1,2024-01-01\nO2,yesterday\n")
+    )
 
     assert (result.loaded, result.rejected) == (1, 1)
     [problem] = reject_report(result)
@@ -107,19 +115,31 @@ def test_an_unparseable_date_is_rejected_with_its_line(seeded: Store, load, tmp_
 
 
 def test_a_score_off_its_scale(store: Store, load, tmp_path: Path) -> None:
-    result = load(store, "responses", write(tmp_path / "r.csv", (
-        "response_id,kind,score,responded_at\nR1,nps,11,2024-01-01\nR2,csat,0,2024-01-01\nR3,ces,7,2024-01-01\n"
-    )))
+    result = load(
+        store,
+        "responses",
+        write(
+            tmp_path / "r.csv",
+            (
+                "response_id,kind,score,responded_at\nR1,nps,11,2024-01-01\nR2,csat,0,2024-01-01\nR3,ces,7,2024-01-01\n"
+            ),
+        ),
+    )
 
     assert (result.loaded, result.rejected) == (1, 2)
     reasons = {p["line"]: p["reason"] for p in reject_report(result)}
-    assert reasons == {"2": "score 11.0 is outside the nps scale 0-10", "3": "score 0.0 is outside the csat scale 1-5"}
+    assert reasons == {
+        "2": "score 11.0 is outside the nps scale 0-10",
+        "3": "score 0.0 is outside the csat scale 1-5",
+    }
 
 
 def test_duplicate_keys_inside_a_file_are_all_rejected(store: Store, load, tmp_path: Path) -> None:
-    result = load(store, "orders", write(tmp_path / "o.csv", (
-        "order_id,ordered_at\nO1,2024-01-01\nO2,2024-01-02\nO1,2024-01-03\n"
-    )))
+    result = load(
+        store,
+        "orders",
+        write(tmp_path / "o.csv", ("order_id,ordered_at\nO1,2024-01-01\nO2,2024-01-02\nO1,2024-01-03\n")),
+    )
 
     assert (result.loaded, result.rejected) == (1, 2)
     assert {p["line"] for p in reject_report(result)} == {"2", "4"}
@@ -128,9 +148,11 @@ def test_duplicate_keys_inside_a_file_are_all_rejected(store: Store, load, tmp_p
 
 def test_a_ten_megabyte_field_is_rejected_not_loaded(store: Store, load, tmp_path: Path) -> None:
     huge = "x" * (10 * 1024 * 1024)
-    result = load(store, "tickets", write(tmp_path / "t.csv", (
-        f"ticket_id,opened_at,body\nT1,2024-01-01,short\nT2,2024-01-01,{huge}\n"
-    )))
+    result = load(
+        store,
+        "tickets",
+        write(tmp_path / "t.csv", (f"ticket_id,opened_at,body\nT1,2024-01-01,short\nT2,2024-01-01,{huge}\n")),
+    )
 
     assert (result.loaded, result.rejected) == (1, 1)
     [problem] = reject_report(result)
@@ -139,9 +161,16 @@ def test_a_ten_megabyte_field_is_rejected_not_loaded(store: Store, load, tmp_pat
 
 
 def test_a_malformed_record_is_rejected_with_its_physical_line(store: Store, load, tmp_path: Path) -> None:
-    result = load(store, "tickets", write(tmp_path / "t.csv", (
-        'ticket_id,opened_at,body\nT1,2024-01-01,"two\nlines"\nT2,2024-01-01,ok,extra\nT3,bad-date,ok\n'
-    )))
+    result = load(
+        store,
+        "tickets",
+        write(
+            tmp_path / "t.csv",
+            (
+                'ticket_id,opened_at,body\nT1,2024-01-01,"two\nlines"\nT2,2024-01-01,ok,extra\nT3,bad-date,ok\n'
+            ),
+        ),
+    )
 
     assert (result.loaded, result.rejected) == (1, 2)
     problems = reject_report(result)
@@ -150,20 +179,33 @@ def test_a_malformed_record_is_rejected_with_its_physical_line(store: Store, loa
 
 
 def test_a_ticket_resolved_before_it_was_opened(store: Store, load, tmp_path: Path) -> None:
-    result = load(store, "tickets", write(tmp_path / "t.csv", (
-        "ticket_id,opened_at,resolved_at\nT1,2024-01-02,2024-01-01\n"
-    )))
+    result = load(
+        store,
+        "tickets",
+        write(tmp_path / "t.csv", ("ticket_id,opened_at,resolved_at\nT1,2024-01-02,2024-01-01\n")),
+    )
 
-    assert result.rejected == 1 and "resolved before the ticket was opened" in result.reject_sample[0]["reason"]
+    assert (
+        result.rejected == 1 and "resolved before the ticket was opened" in result.reject_sample[0]["reason"]
+    )
 
 
-def test_formula_text_is_stored_verbatim_and_neutralised_in_csv_exports(store: Store, load, tmp_path: Path) -> None:
+def test_formula_text_is_stored_verbatim_and_neutralised_in_csv_exports(
+    store: Store, load, tmp_path: Path
+) -> None:
     formula = '=HYPERLINK("http://evil.example","click")'
-    result = load(store, "orders", write(tmp_path / "o.csv", (
-        f'order_id,ordered_at,status\nO1,2024-01-01,"{formula.replace(chr(34), chr(34) * 2)}"\n'
-        "O2,not-a-date,-5\n"
-        f'O3,not-a-date,"{formula.replace(chr(34), chr(34) * 2)}"\n'
-    )))
+    result = load(
+        store,
+        "orders",
+        write(
+            tmp_path / "o.csv",
+            (
+                f'order_id,ordered_at,status\nO1,2024-01-01,"{formula.replace(chr(34), chr(34) * 2)}"\n'
+                "O2,not-a-date,-5\n"
+                f'O3,not-a-date,"{formula.replace(chr(34), chr(34) * 2)}"\n'
+            ),
+        ),
+    )
 
     assert rows(store, "SELECT status FROM orders") == [(formula,)]
     with open(result.rejected_rows_file, newline="", encoding="utf-8") as fh:
@@ -177,10 +219,16 @@ def test_nul_characters_are_rejected(store: Store, load, tmp_path: Path) -> None
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"order_id": ["O1", "O2"], "ordered_at": ["2024-01-01"] * 2,
-                             "status": ["a\x00b", "ok"]}), tmp_path / "o.parquet")
+    pq.write_table(
+        pa.table({"order_id": ["O1", "O2"], "ordered_at": ["2024-01-01"] * 2, "status": ["a\x00b", "ok"]}),
+        tmp_path / "o.parquet",
+    )
     result = load(store, "orders", tmp_path / "o.parquet")
 
     assert (result.loaded, result.rejected) == (1, 1)
-    assert result.reject_sample[0] == {"line": 1, "field": "status", "value": "a\x00b",
-                                       "reason": "contains a NUL character"}
+    assert result.reject_sample[0] == {
+        "line": 1,
+        "field": "status",
+        "value": "a\x00b",
+        "reason": "contains a NUL character",
+    }

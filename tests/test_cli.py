@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import write
 
 CXLOOP = str(Path(sys.executable).parent / "cxloop")
@@ -18,7 +19,11 @@ CXLOOP = str(Path(sys.executable).parent / "cxloop")
 
 def cxloop(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CXLOOP, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        [CXLOOP, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
 
@@ -40,7 +45,9 @@ def test_import_help_lists_the_entity_fields(tmp_path: Path) -> None:
 
 def test_the_database_defaults_to_cxloop_duckdb_in_the_working_folder(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CXLOOP_DATABASE_URL"}
-    result = subprocess.run([CXLOOP, "status", "--json"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [CXLOOP, "status", "--json"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["database"].endswith("cxloop.duckdb")
@@ -48,11 +55,19 @@ def test_the_database_defaults_to_cxloop_duckdb_in_the_working_folder(tmp_path: 
 
 
 def test_db_option_wins_over_the_environment(tmp_path: Path) -> None:
-    result = cxloop("--db", str(tmp_path / "a.duckdb"), "status", "--json", cwd=tmp_path,
-                    env={"CXLOOP_DATABASE_URL": str(tmp_path / "b.duckdb")})
+    result = cxloop(
+        "--db",
+        str(tmp_path / "a.duckdb"),
+        "status",
+        "--json",
+        cwd=tmp_path,
+        env={"CXLOOP_DATABASE_URL": str(tmp_path / "b.duckdb")},
+    )
 
     assert json.loads(result.stdout)["database"].endswith("a.duckdb")
-    env_only = cxloop("status", "--json", cwd=tmp_path, env={"CXLOOP_DATABASE_URL": str(tmp_path / "b.duckdb")})
+    env_only = cxloop(
+        "status", "--json", cwd=tmp_path, env={"CXLOOP_DATABASE_URL": str(tmp_path / "b.duckdb")}
+    )
     assert json.loads(env_only.stdout)["database"].endswith("b.duckdb")
 
 
@@ -77,16 +92,30 @@ def test_import_exit_codes_and_json(tmp_path: Path) -> None:
 
 
 def test_a_bad_option_value_is_a_clear_error(tmp_path: Path) -> None:
-    result = cxloop("--db", str(tmp_path / "s.duckdb"), "import", "orders", str(tmp_path / "x.csv"),
-                    "--map", "no-equals-sign", cwd=tmp_path)
+    result = cxloop(
+        "--db",
+        str(tmp_path / "s.duckdb"),
+        "import",
+        "orders",
+        str(tmp_path / "x.csv"),
+        "--map",
+        "no-equals-sign",
+        cwd=tmp_path,
+    )
 
     assert result.returncode == 1 and "write it as FIELD=VALUE" in result.stderr
 
 
 def test_status_json_counts_rows_and_lists_imports(tmp_path: Path) -> None:
     db = str(tmp_path / "s.duckdb")
-    cxloop("--db", db, "import", "orders", str(write(tmp_path / "o.csv", "order_id,ordered_at\nO1,2024-01-01\n")),
-           cwd=tmp_path)
+    cxloop(
+        "--db",
+        db,
+        "import",
+        "orders",
+        str(write(tmp_path / "o.csv", "order_id,ordered_at\nO1,2024-01-01\n")),
+        cwd=tmp_path,
+    )
 
     status = json.loads(cxloop("--db", db, "status", "--json", cwd=tmp_path).stdout)
 
@@ -100,8 +129,16 @@ def test_presets_list_json_and_csv_neutralises_formulas(tmp_path: Path) -> None:
     assert listed.returncode == 0 and isinstance(json.loads(listed.stdout), list)
 
     db = str(tmp_path / "s.duckdb")
-    cxloop("--db", db, "import", "orders", str(write(tmp_path / "o.csv", "order_id,ordered_at\n=1+1,2024-01-01\n")),
-           "--save-mapping", "=cmd|' /C calc'!A0", cwd=tmp_path)
+    cxloop(
+        "--db",
+        db,
+        "import",
+        "orders",
+        str(write(tmp_path / "o.csv", "order_id,ordered_at\n=1+1,2024-01-01\n")),
+        "--save-mapping",
+        "=cmd|' /C calc'!A0",
+        cwd=tmp_path,
+    )
     exported = cxloop("--db", db, "mappings", "list", "--csv", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     [row] = list(csv.DictReader(io.StringIO(exported.stdout)))
@@ -109,11 +146,20 @@ def test_presets_list_json_and_csv_neutralises_formulas(tmp_path: Path) -> None:
 
 
 def test_demo_loads_a_coherent_business(tmp_path: Path) -> None:
-    result = cxloop("--db", str(tmp_path / "demo.duckdb"), "demo", "--customers", "300", "--json", cwd=tmp_path)
+    result = cxloop(
+        "--db", str(tmp_path / "demo.duckdb"), "demo", "--customers", "300", "--json", cwd=tmp_path
+    )
 
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert {r["table"] for r in loaded} >= {"customers", "orders", "order-lines", "responses", "tickets", "reviews"}
+    assert {r["table"] for r in loaded} >= {
+        "customers",
+        "orders",
+        "order-lines",
+        "responses",
+        "tickets",
+        "reviews",
+    }
     assert all(r["rejected"] == 0 for r in loaded)
     customers = next(r for r in loaded if r["table"] == "customers")
     assert customers["loaded"] == 300

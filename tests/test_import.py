@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import rows, snapshot, write
 
+from conftest import rows, snapshot, write
 from cxloop import Store
 
 ORDERS = """order_id,customer_id,ordered_at,status,total_amount
@@ -24,8 +24,16 @@ O3,,2024-01-07,refunded,5.25
 def test_orders_land_typed_with_times_in_utc(store: Store, load, tmp_path: Path) -> None:
     result = load(store, "orders", write(tmp_path / "orders.csv", ORDERS))
 
-    assert (result.rows_read, result.loaded, result.updated, result.unchanged, result.rejected) == (3, 3, 0, 0, 0)
-    assert rows(store, "SELECT order_id, customer_id, ordered_at, status, total_amount FROM orders ORDER BY 1") == [
+    assert (result.rows_read, result.loaded, result.updated, result.unchanged, result.rejected) == (
+        3,
+        3,
+        0,
+        0,
+        0,
+    )
+    assert rows(
+        store, "SELECT order_id, customer_id, ordered_at, status, total_amount FROM orders ORDER BY 1"
+    ) == [
         ("O1", "C1", dt.datetime(2024, 1, 5, 10, 0), "paid", Decimal("10.5000")),
         ("O2", "C2", dt.datetime(2024, 1, 6, 7, 30), "paid", Decimal("20.0000")),
         ("O3", None, dt.datetime(2024, 1, 7, 0, 0), "refunded", Decimal("5.2500")),
@@ -70,26 +78,41 @@ def test_every_import_is_recorded(store: Store, load, tmp_path: Path) -> None:
     result = load(store, "orders", write(tmp_path / "orders.csv", ORDERS))
 
     [(entity, loaded, rejected, sha)] = rows(
-        store, "SELECT entity, loaded, rejected, file_sha256 FROM imports WHERE import_id = :i",
+        store,
+        "SELECT entity, loaded, rejected, file_sha256 FROM imports WHERE import_id = :i",
         i=result.import_id,
     )
     assert (entity, loaded, rejected, len(sha)) == ("orders", 3, 0, 64)
 
 
 def test_line_level_invoices_make_their_orders(store: Store, load, tmp_path: Path) -> None:
-    lines = write(tmp_path / "lines.csv", (
-        "invoice,sku,qty,price,when,customer\n"
-        "I1,A,2,1.50,2024-03-01 09:00,C1\n"
-        "I1,B,1,10,2024-03-01 09:00,C1\n"
-        "I2,A,-1,1.50,2024-03-02 12:00,\n"
-    ))
-    result = load(store, "order-lines", lines, maps={
-        "order_id": "invoice", "product_id": "sku", "quantity": "qty", "unit_price": "price",
-        "ordered_at": "when", "customer_id": "customer",
-    })
+    lines = write(
+        tmp_path / "lines.csv",
+        (
+            "invoice,sku,qty,price,when,customer\n"
+            "I1,A,2,1.50,2024-03-01 09:00,C1\n"
+            "I1,B,1,10,2024-03-01 09:00,C1\n"
+            "I2,A,-1,1.50,2024-03-02 12:00,\n"
+        ),
+    )
+    result = load(
+        store,
+        "order-lines",
+        lines,
+        maps={
+            "order_id": "invoice",
+            "product_id": "sku",
+            "quantity": "qty",
+            "unit_price": "price",
+            "ordered_at": "when",
+            "customer_id": "customer",
+        },
+    )
 
     assert result.tables["orders"].loaded == 2 and result.loaded == 3
-    assert rows(store, "SELECT order_id, line_no, product_id, quantity, amount FROM order_lines ORDER BY 1, 2") == [
+    assert rows(
+        store, "SELECT order_id, line_no, product_id, quantity, amount FROM order_lines ORDER BY 1, 2"
+    ) == [
         ("I1", 1, "A", Decimal("2.0000"), Decimal("3.0000")),
         ("I1", 2, "B", Decimal("1.0000"), Decimal("10.0000")),
         ("I2", 1, "A", Decimal("-1.0000"), Decimal("-1.5000")),
@@ -102,19 +125,28 @@ def test_line_level_invoices_make_their_orders(store: Store, load, tmp_path: Pat
 
 def test_order_lines_need_their_order(store: Store, load, tmp_path: Path) -> None:
     load(store, "orders", write(tmp_path / "orders.csv", ORDERS))
-    result = load(store, "order-lines", write(tmp_path / "lines.csv", (
-        "order_id,line_no,product_id,quantity,unit_price\nO1,1,A,1,10.5\nO9,1,A,1,3\n"
-    )))
+    result = load(
+        store,
+        "order-lines",
+        write(
+            tmp_path / "lines.csv",
+            ("order_id,line_no,product_id,quantity,unit_price\nO1,1,A,1,10.5\nO9,1,A,1,3\n"),
+        ),
+    )
 
     assert (result.loaded, result.rejected) == (1, 1)
     [reject] = result.reject_sample
-    assert reject["line"] == 3 and reject["field"] == "order_id" and "O9 is not in the store" in reject["reason"]
+    assert (
+        reject["line"] == 3 and reject["field"] == "order_id" and "O9 is not in the store" in reject["reason"]
+    )
 
 
 def test_customers_keep_unmapped_columns_as_attributes(store: Store, load, tmp_path: Path) -> None:
-    load(store, "customers", write(tmp_path / "c.csv", (
-        "Customer ID,Segment,Plan,Zip\nC1,retail,gold,01234\n"
-    )))
+    load(
+        store,
+        "customers",
+        write(tmp_path / "c.csv", ("Customer ID,Segment,Plan,Zip\nC1,retail,gold,01234\n")),
+    )
 
     [(segment, attributes)] = rows(store, "SELECT segment, attributes FROM customers")
     assert segment == "retail"
@@ -122,27 +154,53 @@ def test_customers_keep_unmapped_columns_as_attributes(store: Store, load, tmp_p
 
 
 def test_customer_aliases_resolve_ids_used_by_other_exports(store: Store, load, tmp_path: Path) -> None:
-    load(store, "customers", write(tmp_path / "c.csv", (
-        "unique,per_order,state\nU1,a1,SP\nU1,a2,SP\nU2,a3,RJ\n"
-    )), maps={"customer_id": "unique", "alias": "per_order", "region": "state"})
-    load(store, "orders", write(tmp_path / "o.csv", (
-        "order_id,customer_id,ordered_at\nO1,a1,2024-01-01\nO2,a2,2024-02-01\nO3,a3,2024-03-01\nO4,U2,2024-04-01\n"
-    )))
+    load(
+        store,
+        "customers",
+        write(tmp_path / "c.csv", ("unique,per_order,state\nU1,a1,SP\nU1,a2,SP\nU2,a3,RJ\n")),
+        maps={"customer_id": "unique", "alias": "per_order", "region": "state"},
+    )
+    load(
+        store,
+        "orders",
+        write(
+            tmp_path / "o.csv",
+            (
+                "order_id,customer_id,ordered_at\nO1,a1,2024-01-01\nO2,a2,2024-02-01\nO3,a3,2024-03-01\nO4,U2,2024-04-01\n"
+            ),
+        ),
+    )
 
     assert rows(store, "SELECT count(*) FROM customers") == [(2,)]
     assert rows(store, "SELECT order_id, customer_id FROM orders ORDER BY 1") == [
-        ("O1", "U1"), ("O2", "U1"), ("O3", "U2"), ("O4", "U2"),
+        ("O1", "U1"),
+        ("O2", "U1"),
+        ("O3", "U2"),
+        ("O4", "U2"),
     ]
 
 
 def test_survey_answers_get_their_scale_and_defaults(store: Store, load, tmp_path: Path) -> None:
-    result = load(store, "responses", write(tmp_path / "nps.csv", (
-        "id,score,comment,date\nR1,9,Great service,2024-05-01\nR2,3,<script>alert(1)</script>,2024-05-02\nR3,,,2024-05-03\n"
-    )), maps={"response_id": "id", "responded_at": "date"}, sets={"kind": "NPS"}, source="typeform")
+    result = load(
+        store,
+        "responses",
+        write(
+            tmp_path / "nps.csv",
+            (
+                "id,score,comment,date\nR1,9,Great service,2024-05-01\nR2,3,<script>alert(1)</script>,2024-05-02\nR3,,,2024-05-03\n"
+            ),
+        ),
+        maps={"response_id": "id", "responded_at": "date"},
+        sets={"kind": "NPS"},
+        source="typeform",
+    )
 
     assert (result.loaded, result.rejected) == (3, 0)
-    assert rows(store, "SELECT response_id, question_id, survey_id, kind, scale_min, scale_max, score, comment "
-                       "FROM survey_responses ORDER BY 1") == [
+    assert rows(
+        store,
+        "SELECT response_id, question_id, survey_id, kind, scale_min, scale_max, score, comment "
+        "FROM survey_responses ORDER BY 1",
+    ) == [
         ("R1", "nps", "typeform", "nps", 0, 10, Decimal("9.0000"), "Great service"),
         ("R2", "nps", "typeform", "nps", 0, 10, Decimal("3.0000"), "<script>alert(1)</script>"),
         ("R3", "nps", "typeform", "nps", 0, 10, None, None),
@@ -150,19 +208,34 @@ def test_survey_answers_get_their_scale_and_defaults(store: Store, load, tmp_pat
 
 
 def test_tickets_and_reviews(store: Store, load, tmp_path: Path) -> None:
-    load(store, "tickets", write(tmp_path / "t.csv", (
-        "ticket_id,opened_at,first_response_at,resolved_at,category,is_complaint,body\n"
-        "T1,2024-01-01 10:00,2024-01-01 11:00,2024-01-02,delivery,yes,\"Late, again\nand again\"\n"
-    )))
-    load(store, "reviews", write(tmp_path / "r.csv", (
-        "review_id,rating,text,posted_at,brand,is_competitor\nV1,5,Lovely,2024-01-01,,\nV2,2,Meh,2024-01-02,Rival,true\n"
-    )))
+    load(
+        store,
+        "tickets",
+        write(
+            tmp_path / "t.csv",
+            (
+                "ticket_id,opened_at,first_response_at,resolved_at,category,is_complaint,body\n"
+                'T1,2024-01-01 10:00,2024-01-01 11:00,2024-01-02,delivery,yes,"Late, again\nand again"\n'
+            ),
+        ),
+    )
+    load(
+        store,
+        "reviews",
+        write(
+            tmp_path / "r.csv",
+            (
+                "review_id,rating,text,posted_at,brand,is_competitor\nV1,5,Lovely,2024-01-01,,\nV2,2,Meh,2024-01-02,Rival,true\n"
+            ),
+        ),
+    )
 
     assert rows(store, "SELECT ticket_id, is_complaint, body, source FROM tickets") == [
         ("T1", True, "Late, again\nand again", "default"),
     ]
     assert rows(store, "SELECT review_id, kind, brand, is_competitor FROM reviews ORDER BY 1") == [
-        ("V1", "review", "own", False), ("V2", "review", "Rival", True),
+        ("V1", "review", "own", False),
+        ("V2", "review", "Rival", True),
     ]
 
 
@@ -177,7 +250,9 @@ def test_every_file_format_gives_the_same_rows(kind: str, duck_store: Store, loa
     result = load(duck_store, "orders", path)
 
     assert (result.loaded, result.rejected) == (2, 0)
-    assert rows(duck_store, "SELECT order_id, customer_id, ordered_at, total_amount FROM orders ORDER BY 1") == [
+    assert rows(
+        duck_store, "SELECT order_id, customer_id, ordered_at, total_amount FROM orders ORDER BY 1"
+    ) == [
         ("O1", "C1", dt.datetime(2024, 1, 5, 10, 0), Decimal("10.5000")),
         ("O2", None, dt.datetime(2024, 1, 6, 0, 0), Decimal("3.0000")),
     ]
@@ -186,20 +261,22 @@ def test_every_file_format_gives_the_same_rows(kind: str, duck_store: Store, loa
 def _write_format(kind: str, records: list[dict[str, str | None]], tmp_path: Path) -> Path:
     names = list(records[0])
     if kind == "tsv":
-        text = "\t".join(names) + "\n" + "".join(
-            "\t".join(r[n] or "" for n in names) + "\n" for r in records
-        )
+        text = "\t".join(names) + "\n" + "".join("\t".join(r[n] or "" for n in names) + "\n" for r in records)
         return write(tmp_path / "orders.tsv", text)
     if kind == "crlf-bom":
-        text = ",".join(names) + "\r\n" + "".join(",".join(r[n] or "" for n in names) + "\r\n" for r in records)
+        text = (
+            ",".join(names) + "\r\n" + "".join(",".join(r[n] or "" for n in names) + "\r\n" for r in records)
+        )
         return write(tmp_path / "orders.csv", text, encoding="utf-8-sig")
     if kind == "parquet":
-        table = pa.table({
-            "order_id": [r["order_id"] for r in records],
-            "customer_id": [r["customer_id"] for r in records],
-            "ordered_at": pa.array([dt.datetime.fromisoformat(str(r["ordered_at"])) for r in records]),
-            "total_amount": pa.array([float(str(r["total_amount"])) for r in records]),
-        })
+        table = pa.table(
+            {
+                "order_id": [r["order_id"] for r in records],
+                "customer_id": [r["customer_id"] for r in records],
+                "ordered_at": pa.array([dt.datetime.fromisoformat(str(r["ordered_at"])) for r in records]),
+                "total_amount": pa.array([float(str(r["total_amount"])) for r in records]),
+            }
+        )
         pq.write_table(table, tmp_path / "orders.parquet")
         return tmp_path / "orders.parquet"
     if kind == "jsonl":
@@ -210,11 +287,16 @@ def _write_format(kind: str, records: list[dict[str, str | None]], tmp_path: Pat
     sheet = book.active
     sheet.append(names)
     for r in records:
-        sheet.append([
-            dt.datetime.fromisoformat(str(r[n])) if n == "ordered_at" else
-            float(str(r[n])) if n == "total_amount" else r[n]
-            for n in names
-        ])
+        sheet.append(
+            [
+                dt.datetime.fromisoformat(str(r[n]))
+                if n == "ordered_at"
+                else float(str(r[n]))
+                if n == "total_amount"
+                else r[n]
+                for n in names
+            ]
+        )
     book.save(tmp_path / "orders.xlsx")
     return tmp_path / "orders.xlsx"
 
@@ -240,14 +322,20 @@ def test_xlsx_reject_lines_are_sheet_rows(duck_store: Store, load, tmp_path: Pat
 
 
 def test_dates_in_a_stated_format(store: Store, load, tmp_path: Path) -> None:
-    result = load(store, "orders", write(tmp_path / "o.csv", (
-        "order_id,ordered_at\nO1,31/01/2024\nO2,01/02/2024 13:45\nO3,2024-02-03\n"
-    )), date_formats=["%d/%m/%Y", "%d/%m/%Y %H:%M"])
+    result = load(
+        store,
+        "orders",
+        write(
+            tmp_path / "o.csv", ("order_id,ordered_at\nO1,31/01/2024\nO2,01/02/2024 13:45\nO3,2024-02-03\n")
+        ),
+        date_formats=["%d/%m/%Y", "%d/%m/%Y %H:%M"],
+    )
 
     assert (result.loaded, result.rejected) == (2, 1)
     assert result.reject_sample[0]["reason"].startswith("not a date/time in the stated format(s) %d/%m/%Y")
     assert rows(store, "SELECT ordered_at FROM orders ORDER BY 1") == [
-        (dt.datetime(2024, 1, 31),), (dt.datetime(2024, 2, 1, 13, 45),),
+        (dt.datetime(2024, 1, 31),),
+        (dt.datetime(2024, 2, 1, 13, 45),),
     ]
 
 
@@ -255,30 +343,51 @@ def test_a_business_time_zone_turns_local_times_into_utc(tmp_path: Path, load) -
     from cxloop.config import Settings
 
     store = Store.open(str(tmp_path / "tz.duckdb"), settings=Settings(timezone="Europe/Paris"))
-    load(store, "orders", write(tmp_path / "o.csv", "order_id,ordered_at\nO1,2024-07-01 12:00\nO2,2024-01-01T12:00Z\n"))
+    load(
+        store,
+        "orders",
+        write(tmp_path / "o.csv", "order_id,ordered_at\nO1,2024-07-01 12:00\nO2,2024-01-01T12:00Z\n"),
+    )
 
     assert rows(store, "SELECT ordered_at FROM orders ORDER BY order_id") == [
-        (dt.datetime(2024, 7, 1, 10, 0),), (dt.datetime(2024, 1, 1, 12, 0),),
+        (dt.datetime(2024, 7, 1, 10, 0),),
+        (dt.datetime(2024, 1, 1, 12, 0),),
     ]
 
 
 def test_saved_mappings_are_reused(store: Store, load, tmp_path: Path) -> None:
     path = write(tmp_path / "o.csv", "Order Number,Placed\nO1,2024-01-01\n")
-    load(store, "orders", path, maps={"order_id": "Order Number", "ordered_at": "Placed"}, save_mapping="shop")
-    result = load(store, "orders", write(tmp_path / "o2.csv", "Order Number,Placed\nO2,2024-01-02\n"),
-                  mapping_name="shop")
+    load(
+        store, "orders", path, maps={"order_id": "Order Number", "ordered_at": "Placed"}, save_mapping="shop"
+    )
+    result = load(
+        store,
+        "orders",
+        write(tmp_path / "o2.csv", "Order Number,Placed\nO2,2024-01-02\n"),
+        mapping_name="shop",
+    )
 
     assert result.loaded == 1
     assert rows(store, "SELECT count(*) FROM orders") == [(2,)]
 
 
-def test_a_json_attributes_column_is_merged_with_the_other_columns(store: Store, load, tmp_path: Path) -> None:
-    result = load(store, "customers", write(tmp_path / "c.csv", (
-        'customer_id,attributes,Tier\nC1,"{""plan"": ""gold""}",A\nC2,not json,B\nC3,,C\n'
-    )))
+def test_a_json_attributes_column_is_merged_with_the_other_columns(
+    store: Store, load, tmp_path: Path
+) -> None:
+    result = load(
+        store,
+        "customers",
+        write(
+            tmp_path / "c.csv",
+            ('customer_id,attributes,Tier\nC1,"{""plan"": ""gold""}",A\nC2,not json,B\nC3,,C\n'),
+        ),
+    )
 
     assert (result.loaded, result.rejected) == (2, 1)
     assert result.reject_sample[0]["reason"] == "not a JSON object"
-    assert [(c, json.loads(a)) for c, a in rows(store, "SELECT customer_id, attributes FROM customers ORDER BY 1")] == [
-        ("C1", {"plan": "gold", "Tier": "A"}), ("C3", {"Tier": "C"}),
+    assert [
+        (c, json.loads(a)) for c, a in rows(store, "SELECT customer_id, attributes FROM customers ORDER BY 1")
+    ] == [
+        ("C1", {"plan": "gold", "Tier": "A"}),
+        ("C3", {"Tier": "C"}),
     ]

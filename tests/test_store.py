@@ -31,14 +31,14 @@ def test_the_migrated_schema_matches_the_declared_one(store: Store) -> None:
     with store.engine.connect() as conn:
         found = {
             (t, c, n == "YES")
-            for t, c, n in conn.execute(sa.text(
-                "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
-                "WHERE table_schema = current_schema()"
-            ))
+            for t, c, n in conn.execute(
+                sa.text(
+                    "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
+                    "WHERE table_schema = current_schema()"
+                )
+            )
         }
-    declared = {
-        (t.name, c.name, bool(c.nullable)) for t in schema.metadata.sorted_tables for c in t.columns
-    }
+    declared = {(t.name, c.name, bool(c.nullable)) for t in schema.metadata.sorted_tables for c in t.columns}
     assert declared <= found
 
 
@@ -74,12 +74,21 @@ def test_an_unsupported_database_is_refused(tmp_path: Path) -> None:
 
 def test_a_duckdb_file_held_by_another_process_is_reported_clearly(tmp_path: Path) -> None:
     path = tmp_path / "held.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)"
-    ), str(path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)"
+            ),
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(StoreBusyError, match="in use by another process.*DuckDB allows one writer"):
+        with pytest.raises(StoreBusyError, match=r"in use by another process.*DuckDB allows one writer"):
             Store.open(str(path))
     finally:
         holder.kill()

@@ -288,8 +288,11 @@ def _transaction(
 def _database_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean the store said no (a constraint, a lock, a full disk), not a bug here."""
     errors: list[type[BaseException]] = [
-        sa.exc.DBAPIError, duckdb.ConstraintException, duckdb.TransactionException,
-        duckdb.IOException, duckdb.OutOfMemoryException,
+        sa.exc.DBAPIError,
+        duckdb.ConstraintException,
+        duckdb.TransactionException,
+        duckdb.IOException,
+        duckdb.OutOfMemoryException,
     ]
     try:
         import psycopg

@@ -190,7 +190,8 @@ def field_checks(
         error(
             f.name,
             raw,
-            f"'the value is ' || format('{{:,}}', strlen({raw})) || ' bytes long; the limit is {max_bytes:,} bytes'",
+            f"'the value is ' || format('{{:,}}', strlen({raw})) "
+            f"|| ' bytes long; the limit is {max_bytes:,} bytes'",
             f"strlen({raw}) > {max_bytes}",
         )
     )

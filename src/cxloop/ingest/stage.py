@@ -101,10 +101,14 @@ def build_typed(
     if entity.keep_extra_columns_in:
         exclude += ", __extra"
         replacements[entity.keep_extra_columns_in] = _merged_attributes(entity.keep_extra_columns_in)
-        rules.append(sqlgen.error(
-            entity.keep_extra_columns_in, column, literal("not a JSON object"),
-            f"{column} IS NOT NULL AND coalesce(json_type(TRY_CAST({column} AS JSON)), '') <> 'OBJECT'",
-        ))
+        rules.append(
+            sqlgen.error(
+                entity.keep_extra_columns_in,
+                column,
+                literal("not a JSON object"),
+                f"{column} IS NOT NULL AND coalesce(json_type(TRY_CAST({column} AS JSON)), '') <> 'OBJECT'",
+            )
+        )
     replace = f" REPLACE ({', '.join(f'{sql} AS {ident(c)}' for c, sql in replacements.items())})"
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE cx_typed AS SELECT * EXCLUDE ({exclude})"
