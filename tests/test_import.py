@@ -391,3 +391,69 @@ def test_a_json_attributes_column_is_merged_with_the_other_columns(
         ("C1", {"plan": "gold", "Tier": "A"}),
         ("C3", {"Tier": "C"}),
     ]
+
+
+def test_json_lines_keep_their_utc_offsets(tmp_path: Path, load) -> None:
+    from cxloop.config import Settings
+
+    store = Store.open(str(tmp_path / "tz.duckdb"), settings=Settings(timezone="Europe/Paris"))
+    path = write(
+        tmp_path / "o.jsonl",
+        (
+            '{"order_id": "O1", "ordered_at": "2024-03-05T13:01:22Z", "meta": {"a": 1}}\n'
+            '{"order_id": "O2", "ordered_at": "2024-03-05 13:01:22 +0100"}\n'
+        ),
+    )
+    load(store, "orders", path)
+
+    assert rows(store, "SELECT ordered_at FROM orders ORDER BY 1") == [
+        (dt.datetime(2024, 3, 5, 12, 1, 22),),
+        (dt.datetime(2024, 3, 5, 13, 1, 22),),
+    ]
+
+
+def test_whitespace_separated_text_reports_physical_lines(duck_store: Store, load, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "t.txt",
+        " order_id   ordered_at\n O1  2024-01-01\n\n O2 2024-01-02 extra\n O3  2024-13-01\n",
+    )
+
+    result = load(duck_store, "orders", path, format="whitespace")
+
+    assert (result.loaded, result.rejected) == (1, 2)
+    assert [(r["line"], r["field"]) for r in result.reject_sample] == [(4, "(record)"), (5, "ordered_at")]
+
+
+def test_mapped_column_names_ignore_case_when_unambiguous(duck_store: Store, load, tmp_path: Path) -> None:
+    result = load(
+        duck_store,
+        "orders",
+        write(tmp_path / "o.csv", "Order ID,Placed\nO1,2024-01-01\n"),
+        maps={"order_id": "order id", "ordered_at": "PLACED"},
+    )
+
+    assert result.loaded == 1 and result.mapping["order_id"] == "Order ID"
+
+
+def test_optional_preset_columns_may_be_absent(duck_store: Store, tmp_path: Path) -> None:
+    from cxloop.ingest.entities import get_entity
+    from cxloop.ingest.mapping import Preset, resolve
+
+    preset = Preset(
+        "p",
+        "P",
+        "",
+        "p",
+        {
+            "orders": {
+                "fields": {
+                    "order_id": "id",
+                    "ordered_at": "at",
+                    "status": {"column": "state", "optional": True},
+                }
+            }
+        },
+    )
+    mapping = resolve(get_entity("orders"), ["id", "at"], file="f.csv", preset=preset)
+
+    assert set(mapping.fields) == {"order_id", "ordered_at"}

@@ -4,7 +4,8 @@ The public Python API: open a :class:`Store` by URL, import files into it, and r
 
 >>> from cxloop import Store, import_file
 >>> store = Store.open("cxloop.duckdb")          # doctest: +SKIP
->>> result = import_file(store, "orders", "orders.csv", preset="shopify")  # doctest: +SKIP
+>>> options = ImportOptions(preset="shopify")
+>>> result = import_file(store, "order-lines", "orders_export.csv", options)  # doctest: +SKIP
 """
 
 from cxloop.errors import ConfigError, CxloopError, InputError, StoreBusyError, StoreWriteError

@@ -34,6 +34,7 @@ from cxloop.ingest.readers import ReadOptions
 class Column:
     name: str
     formats: tuple[str, ...] = ()
+    optional: bool = False  # a preset's column that some exports lack: the field is then unmapped
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ class Preset:
 
 def _describe_source(src: Source) -> Any:
     if isinstance(src, Column):
-        return src.name if not src.formats else {"column": src.name, "formats": list(src.formats)}
+        if not src.formats and not src.optional:
+            return src.name
+        return {"column": src.name, "formats": list(src.formats), "optional": src.optional}
     if isinstance(src, Constant):
         return {"value": src.value}
     if isinstance(src, Join):
@@ -149,8 +152,12 @@ def parse_source(spec: Any, *, where: str, allow_expr: bool) -> Source:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where}: expected a column name or a table, got {spec!r}")
     keys = set(spec)
-    if "column" in keys and keys <= {"column", "formats"}:
-        return Column(str(spec["column"]), _strings(spec.get("formats", ()), f"{where}.formats"))
+    if "column" in keys and keys <= {"column", "formats", "optional"}:
+        return Column(
+            str(spec["column"]),
+            _strings(spec.get("formats", ()), f"{where}.formats"),
+            optional=bool(spec.get("optional", False)),
+        )
     if keys == {"value"}:
         return Constant(str(spec["value"]))
     if "join" in keys and keys <= {"join", "sep"}:
@@ -161,7 +168,7 @@ def parse_source(spec: Any, *, where: str, allow_expr: bool) -> Source:
         return Expr(str(spec["expr"]), _strings(spec.get("columns", ()), f"{where}.columns"))
     raise ConfigError(
         f"{where}: unknown field spec {dict(spec)!r}; use a column name, "
-        "{column, formats}, {value}, {join, sep} or (presets only) {expr, columns}"
+        "{column, formats, optional}, {value}, {join, sep} or (presets only) {expr, columns}"
     )
 
 
@@ -270,6 +277,7 @@ def resolve(
             f"fields are: {', '.join(entity.field_names)}",
             file=file,
         )
+    fields = _bind_columns(fields, columns)
     _check_columns(fields, columns, file)
     _check_required(entity, fields, columns, file)
     return EntityMapping(
@@ -278,6 +286,37 @@ def resolve(
         source=source or chosen_source,
         preset=preset.name if preset else None,
     )
+
+
+def _bind_columns(fields: Mapping[str, Source], columns: Sequence[str]) -> dict[str, Source]:
+    """Point each named column at the file's own spelling of it.
+
+    An exact name wins; otherwise a single column equal to it ignoring case and surrounding
+    blanks (exports write "Review Id" one month and "Review ID" the next). Optional columns that
+    are absent leave their field unmapped.
+    """
+    by_fold: dict[str, list[str]] = {}
+    for column in columns:
+        by_fold.setdefault(column.strip().casefold(), []).append(column)
+
+    def bind(name: str) -> str | None:
+        if name in columns:
+            return name
+        candidates = by_fold.get(name.strip().casefold(), [])
+        return candidates[0] if len(candidates) == 1 else None
+
+    bound: dict[str, Source] = {}
+    for field_name, src in fields.items():
+        if isinstance(src, Column):
+            found = bind(src.name)
+            if found is None and src.optional:
+                continue
+            bound[field_name] = replace(src, name=found or src.name)
+        elif isinstance(src, Join):
+            bound[field_name] = replace(src, columns=tuple(bind(c) or c for c in src.columns))
+        else:
+            bound[field_name] = src
+    return bound
 
 
 def _check_columns(fields: Mapping[str, Source], columns: Sequence[str], file: str) -> None:

@@ -218,12 +218,15 @@ def _read_whitespace(
     """Fixed-width-ish text where runs of blanks separate fields (the CDNOW files)."""
     text_path, encoding = _utf8_path(path, options, workdir)
     conn.execute(
-        "CREATE OR REPLACE TEMP TABLE cx_lines AS SELECT rowid + 1 AS __line, "
-        "string_split_regex(trim(line), '\\s+') AS parts FROM read_csv("
+        "CREATE OR REPLACE TEMP TABLE cx_text_lines AS SELECT line FROM read_csv("
         f"{literal(str(text_path))}, columns = {{'line': 'VARCHAR'}}, header = false, "
         "delim = '\x1f', quote = '', escape = '', auto_detect = false, "
-        f"max_line_size = {MAX_LINE_BYTES}, buffer_size = {READ_BUFFER_BYTES}) "
-        "WHERE trim(line) <> ''"
+        f"max_line_size = {MAX_LINE_BYTES}, buffer_size = {READ_BUFFER_BYTES})"
+    )
+    # A table keeps the file's order, so its rowid is the line's position.
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE cx_lines AS SELECT rowid + 1 AS __line, "
+        "string_split_regex(trim(line), '\\s+') AS parts FROM cx_text_lines WHERE trim(line) <> ''"
     )
     names = list(options.column_names)
     first_data_line = 1
@@ -285,15 +288,30 @@ def _read_jsonl(
     conn: duckdb.DuckDBPyConnection, path: Path, options: ReadOptions, workdir: Path, fmt: str
 ) -> RawTable:
     text_path, encoding = _utf8_path(path, options, workdir)
+    # Keys come from DuckDB's reader (over every line); values are taken as the text they are,
+    # because the reader would turn "2024-03-05T13:01:22Z" into a naive TIMESTAMP, losing the Z.
+    keys = [
+        str(row[0])
+        for row in conn.execute(
+            f"DESCRIBE SELECT * FROM read_json({literal(str(text_path))}, "
+            "format = 'newline_delimited', records = true, sample_size = -1, "
+            f"maximum_object_size = {MAX_LINE_BYTES})"
+        ).fetchall()
+    ]
+    values = ", ".join(f"json_extract_string(json, {literal(_json_path(k))}) AS {ident(k)}" for k in keys)
     conn.execute(
-        "CREATE OR REPLACE TEMP TABLE cx_raw_file AS SELECT * FROM read_json("
-        f"{literal(str(text_path))}, format = 'newline_delimited', records = true, "
+        f"CREATE OR REPLACE TEMP TABLE cx_raw_file AS SELECT {values} FROM read_json_objects("
+        f"{literal(str(text_path))}, format = 'newline_delimited', "
         f"maximum_object_size = {MAX_LINE_BYTES})"
     )
     conn.execute("CREATE OR REPLACE TEMP VIEW cx_raw AS SELECT rowid + 1 AS __row, * FROM cx_raw_file")
     raw = _describe(conn, "cx_raw", fmt, encoding)
     raw.locator = LineLocator.identity()
     return raw
+
+
+def _json_path(key: str) -> str:
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _read_xlsx(

@@ -185,7 +185,8 @@ def _order_line_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext)
             "amount",
             "CAST(NULL AS VARCHAR)",
             literal("no amount: map amount, or unit_price (with quantity)"),
-            f"{amount} IS NULL AND quantity IS NOT NULL",
+            # Only when nothing else explains it (an unparseable price is reported on its own field).
+            f"{amount} IS NULL AND quantity IS NOT NULL AND len(__errors) = 0",
         )
     ]
     return replacements, rules
