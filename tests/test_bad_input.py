@@ -232,3 +232,14 @@ def test_nul_characters_are_rejected(store: Store, load, tmp_path: Path) -> None
         "value": "a\x00b",
         "reason": "contains a NUL character",
     }
+
+
+def test_a_fraction_where_a_whole_number_belongs(store: Store, load, tmp_path: Path) -> None:
+    result = load(
+        store,
+        "tickets",
+        write(tmp_path / "t.csv", "ticket_id,opened_at,reopens\nT1,2024-01-01,2.0\nT2,2024-01-01,1.5\n"),
+    )
+
+    assert (result.loaded, result.rejected) == (1, 1)
+    assert result.reject_sample[0]["reason"] == "not a whole number"

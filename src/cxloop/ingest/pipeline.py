@@ -151,13 +151,15 @@ def _import_file(
             source=options.source,
         )
         source = mapping.source or "default"
-        ctx_source = stage.StageContext(source, store.settings.max_field_bytes, _no_lookup)
+        ctx_source = stage.StageContext(
+            source, store.settings.max_field_bytes, _no_lookup, timezone=store.settings.timezone
+        )
         step("check")
         stage.build_typed(conn, raw, kind, mapping, ctx_source)
         digest = _sha256(path)
         with _transaction(store, conn, workdir, kind, mapping) as tx:
             ctx = replace(ctx_source, lookup=tx.lookup)
-            stage.collect_errors(conn, kind, mapping, ctx)
+            stage.collect_errors(conn, raw, kind, mapping, ctx)
             outputs = stage.build_outputs(conn, kind, mapping, ctx)
             step("compare")
             counts = {o.table.name: _classify(conn, tx, o) for o in outputs}
@@ -229,12 +231,15 @@ def _staging(store: Store, workdir: Path) -> Iterator[duckdb.DuckDBPyConnection]
                 "SELECT current_setting('TimeZone'), current_setting('memory_limit')"
             ).fetchone()
             assert previous is not None
+            # The store's DuckDB works within the import's memory limit, spilling past it.
             conn.execute(f"SET TimeZone = {literal(settings.timezone)}")
+            conn.execute(f"SET memory_limit = {literal(settings.import_memory_limit)}")
             try:
                 yield conn
             finally:
                 _drop_temp_tables(conn)
                 conn.execute(f"SET TimeZone = {literal(str(previous[0]))}")
+                conn.execute(f"SET memory_limit = {literal(str(previous[1]))}")
         return
     conn = duckdb.connect(
         config={
@@ -305,6 +310,14 @@ def _database_errors() -> tuple[type[BaseException], ...]:
 
 def _classify(conn: duckdb.DuckDBPyConnection, tx: bulk.Transaction, out: stage.Output) -> TableCounts:
     key = out.key
+    if tx.is_empty(out.table.name):
+        # A first load: every row is new, so skip the join (and a copy of every row).
+        conn.execute(
+            f"CREATE OR REPLACE TEMP VIEW cx_cls_{out.table.name} AS "
+            f"SELECT *, 'new' AS __status FROM {out.relation}"
+        )
+        count = conn.execute(f"SELECT count(*) FROM {out.relation}").fetchone()
+        return TableCounts(int(count[0]) if count else 0, 0, 0)
     keys_sql = f"SELECT {', '.join(key)} FROM {out.relation}"
     existing = tx.lookup(out.table.name, key, ("row_hash",), keys_sql)
     match = " AND ".join(f"o.{k} = e.{k}" for k in key)

@@ -8,6 +8,7 @@ Everything here returns DuckDB SQL text; identifiers go through ``ident`` and co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from cxloop.ingest.entities import Field
 from cxloop.ingest.mapping import Column, Constant, Join, Source
@@ -45,7 +46,9 @@ def native_column(src: Source, types: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def typed_value(f: Field, raw: str, native: tuple[str, str] | None, formats: Sequence[str]) -> str:
+def typed_value(
+    f: Field, raw: str, native: tuple[str, str] | None, formats: Sequence[str], *, utc: bool
+) -> str:
     """SQL that parses ``raw`` into the field's type; NULL when empty or unparseable."""
     blank = f"NULLIF(trim({raw}), '')"
     if f.kind == "text":
@@ -59,47 +62,58 @@ def typed_value(f: Field, raw: str, native: tuple[str, str] | None, formats: Seq
             return f"TRY_CAST({native[0]} AS DECIMAL(18, 4))"
         return f"TRY_CAST({blank} AS DECIMAL(18, 4))"
     if f.kind == "int":
-        number = (
-            f"TRY_CAST({native[0]} AS DECIMAL(38, 4))"
-            if native and _is_numeric(native[1])
-            else f"TRY_CAST({blank} AS DECIMAL(38, 4))"
-        )
-        return (
-            f"(CASE WHEN {number} = floor({number}) AND abs({number}) < 2147483648 "
-            f"THEN CAST({number} AS INTEGER) END)"
-        )
+        if native and _is_numeric(native[1]):
+            number, whole = f"TRY_CAST({native[0]} AS DOUBLE)", f"TRY_CAST({native[0]} AS INTEGER)"
+        else:
+            number, whole = f"TRY_CAST({blank} AS DOUBLE)", f"TRY_CAST({blank} AS INTEGER)"
+        # The integer cast rounds "1.5" to 2: keep it only when it equals the number written.
+        return f"(CASE WHEN {number} = {whole} THEN {whole} END)"
     if f.kind == "bool":
         words = f"lower({blank})"
         return (
             f"(CASE WHEN {words} IN ({_words(TRUE_WORDS)}) THEN true "
             f"WHEN {words} IN ({_words(FALSE_WORDS)}) THEN false END)"
         )
-    return _timestamp(blank, native, formats)
+    return _timestamp(blank, native, formats, utc)
 
 
-def _timestamp(blank: str, native: tuple[str, str] | None, formats: Sequence[str]) -> str:
-    # Naive times are in the business time zone (the session's TimeZone during an import) and
-    # stored in UTC; times with an offset are converted exactly.
+def _timestamp(blank: str, native: tuple[str, str] | None, formats: Sequence[str], utc: bool) -> str:
+    """Parse a time; naive times are in the business time zone, and all are stored in UTC.
+
+    The business zone is the session's TimeZone during an import. When it is UTC, naive times
+    need no conversion — the common case, and ICU time zone arithmetic is the slow part.
+    """
+
+    def local_to_utc(naive: str) -> str:
+        return naive if utc else f"timezone('UTC', CAST({naive} AS TIMESTAMPTZ))"
+
     if native and native[1].startswith("TIMESTAMP WITH TIME ZONE"):
         return f"timezone('UTC', {native[0]})"
     if native and (native[1].startswith("TIMESTAMP") or native[1] == "DATE"):
-        return f"timezone('UTC', CAST(CAST({native[0]} AS TIMESTAMP) AS TIMESTAMPTZ))"
+        return local_to_utc(f"CAST({native[0]} AS TIMESTAMP)")
     # strptime's %z does not take "Z" for UTC; write it as an offset first.
     text = f"regexp_replace({blank}, '([0-9])Z$', '\\1+00:00')"
     if not formats:
-        return (
+        # A cast to TIMESTAMP would silently drop an offset, so only offset-free text takes it;
+        # the date part never holds '+', and holds '-' only in its first ten characters.
+        after_date = f"substr({blank}, 11)"
+        has_offset = f"(suffix({blank}, 'Z') OR contains({after_date}, '+') OR contains({after_date}, '-'))"
+        with_offset = (
             f"timezone('UTC', coalesce(TRY_CAST({text} AS TIMESTAMPTZ), "
             f"try_strptime({text}, {_format_list(OFFSET_FORMATS)})))"
         )
-    with_offset = [f for f in formats if "%z" in f or "%Z" in f]
-    local = [f for f in formats if f not in with_offset]
+        return (
+            f"(CASE WHEN {has_offset} THEN {with_offset} "
+            f"ELSE {local_to_utc(f'TRY_CAST({blank} AS TIMESTAMP)')} END)"
+        )
+    with_offset_formats = [f for f in formats if "%z" in f or "%Z" in f]
+    local = [f for f in formats if f not in with_offset_formats]
     parts = []
-    if with_offset:
-        parts.append(f"try_strptime({text}, {_format_list(with_offset)})")
+    if with_offset_formats:
+        parts.append(f"timezone('UTC', try_strptime({text}, {_format_list(with_offset_formats)}))")
     if local:
-        # Without an offset strptime gives a naive time: read it in the business time zone.
-        parts.append(f"CAST(try_strptime({text}, {_format_list(local)}) AS TIMESTAMPTZ)")
-    return f"timezone('UTC', coalesce({', '.join(parts)}))"
+        parts.append(local_to_utc(f"try_strptime({blank}, {_format_list(local)})"))
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
 def _format_list(formats: Sequence[str]) -> str:
@@ -127,25 +141,33 @@ def _words(words: Sequence[str]) -> str:
     return ", ".join(literal(w) for w in words)
 
 
-def error(field: str, value_sql: str, reason_sql: str, condition: str) -> str:
-    """One entry of a row's error list: present only when ``condition`` holds."""
+class Check(NamedTuple):
+    """A rule a row must pass: the SQL condition that fails it, and the error it reports."""
+
+    condition: str
+    entry: str
+
+
+def error(field: str, value_sql: str, reason_sql: str, condition: str) -> Check:
+    """A check whose failure reports ``{field, value, reason}`` for the row."""
     shown = (
         f"CASE WHEN length({value_sql}) > {REPORTED_VALUE_CHARS} "
         f"THEN left({value_sql}, {REPORTED_VALUE_CHARS}) || '…' ELSE {value_sql} END"
     )
-    return (
+    return Check(
+        condition,
         f"CASE WHEN {condition} THEN {{'field': {literal(field)}, 'value': {shown}, "
-        f"'reason': {reason_sql}}} END"
+        f"'reason': {reason_sql}}} END",
     )
 
 
 def field_checks(
     f: Field, raw: str, typed: str, *, required: bool, formats: Sequence[str], max_bytes: int
-) -> list[str]:
+) -> list[Check]:
     """The checks every field gets: presence, type, range, choices, size, NUL bytes."""
     missing = f"NULLIF(trim({raw}), '') IS NULL"
     present = f"NOT ({missing})"
-    checks = []
+    checks: list[Check] = []
     if required:
         checks.append(error(f.name, raw, literal("required value is missing"), missing))
     if f.kind != "text":
@@ -211,10 +233,18 @@ def _type_reason(f: Field, formats: Sequence[str]) -> str:
     return f"not a date/time: expected {ISO_HINT} (or state the format with --date-format)"
 
 
-def error_list(entries: Sequence[str]) -> str:
-    if not entries:
+def error_list(checks: Sequence[Check]) -> str:
+    """The row's list of errors (built only for rows that fail: it is the expensive part)."""
+    if not checks:
         return "CAST([] AS STRUCT(field VARCHAR, value VARCHAR, reason VARCHAR)[])"
-    return f"list_filter([{', '.join(entries)}], e -> e IS NOT NULL)"
+    return f"list_filter([{', '.join(c.entry for c in checks)}], e -> e IS NOT NULL)"
+
+
+def any_failed(checks: Sequence[Check]) -> str:
+    """True when the row fails any check: a cheap flag computed for every row."""
+    if not checks:
+        return "false"
+    return "(" + " OR ".join(f"coalesce({c.condition}, false)" for c in checks) + ")"
 
 
 def row_hash(columns: Sequence[str], alias: str = "") -> str:

@@ -54,6 +54,7 @@ class StageContext:
     source: str
     max_field_bytes: int
     lookup: Lookup
+    timezone: str = "UTC"  # the business time zone naive times are in
 
 
 def content_columns(table: sa.Table) -> tuple[str, ...]:
@@ -70,36 +71,64 @@ def build_typed(
     mapping: EntityMapping,
     ctx: StageContext,
 ) -> None:
+    """``cx_typed``: every field parsed, and ``__bad`` for rows that fail a check.
+
+    Each row gets only a cheap flag here; the list of reasons is built later, by
+    :func:`collect_errors`, for the flagged rows alone — most files have few or none.
+    """
+    plan = _typed_plan(raw, entity, mapping, ctx)
+    replace = ", ".join(f"{sql} AS {ident(c)}" for c, sql in plan.replacements.items())
+    # t1 parses every value once; the checks then refer to the parsed and raw values by name.
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE cx_typed AS WITH t1 AS ("
+        f"SELECT {', '.join(plan.selects)} FROM {raw.table}), "
+        f"t2 AS (SELECT *, {sqlgen.any_failed(plan.field_checks)} AS __bad1 FROM t1) "
+        f"SELECT * EXCLUDE ({', '.join(plan.hidden)}){f' REPLACE ({replace})' if replace else ''}, "
+        f"__bad1 OR {sqlgen.any_failed(plan.rules)} AS __bad FROM t2"
+    )
+
+
+@dataclass(frozen=True)
+class _TypedPlan:
+    selects: list[str]  # over the raw file: __row, each field's raw text and typed value
+    field_checks: list[sqlgen.Check]  # over those, per field
+    rules: list[sqlgen.Check]  # over the typed values (and __bad1), per entity
+    replacements: dict[str, str]  # derived values and defaults, over the typed values
+    hidden: tuple[str, ...]  # helper columns not kept
+
+
+def _typed_plan(raw: RawTable, entity: Entity, mapping: EntityMapping, ctx: StageContext) -> _TypedPlan:
     fields = _with_defaults(entity, mapping)
     required = _required(entity, mapping)
     selects = ["__row"]
-    checks: list[str] = []
+    hidden = ["__bad1"]
+    checks: list[sqlgen.Check] = []
     for f in entity.fields:
         src = fields.get(f.name)
         if src is None:
             selects.append(f"CAST(NULL AS {_DUCK_TYPES[f.kind]}) AS {ident(f.name)}")
             continue
         raw_sql = sqlgen.raw_text(src, raw.types)
-        typed = sqlgen.typed_value(f, raw_sql, sqlgen.native_column(src, raw.types), _formats(src, mapping))
-        selects.append(f"{typed} AS {ident(f.name)}")
+        formats = _formats(src, mapping)
+        typed = sqlgen.typed_value(
+            f, raw_sql, sqlgen.native_column(src, raw.types), formats, utc=ctx.timezone == "UTC"
+        )
+        raw_name = f"__raw_{f.name}"
+        selects += [f"{raw_sql} AS {ident(raw_name)}", f"{typed} AS {ident(f.name)}"]
+        hidden.append(raw_name)
         checks += sqlgen.field_checks(
             f,
-            raw_sql,
-            typed,
+            ident(raw_name),
+            ident(f.name),
             required=f.name in required,
-            formats=_formats(src, mapping),
+            formats=formats,
             max_bytes=ctx.max_field_bytes,
         )
-    if entity.keep_extra_columns_in:
-        extra = _extra_columns_json(raw, mapping)
-        column = ident(entity.keep_extra_columns_in)
-        selects.append(f"{extra} AS __extra")
-    selects.append(f"{sqlgen.error_list(checks)} AS __errors")
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE cx_typed_1 AS SELECT {', '.join(selects)} FROM {raw.table}")
     replacements, rules = ENTITY_RULES.get(entity.name, _no_rules)(entity, mapping, ctx)
-    exclude = "__errors"
     if entity.keep_extra_columns_in:
-        exclude += ", __extra"
+        column = ident(entity.keep_extra_columns_in)
+        selects.append(f"{_extra_columns_json(raw, mapping)} AS __extra")
+        hidden.append("__extra")
         replacements[entity.keep_extra_columns_in] = _merged_attributes(entity.keep_extra_columns_in)
         rules.append(
             sqlgen.error(
@@ -109,13 +138,7 @@ def build_typed(
                 f"{column} IS NOT NULL AND coalesce(json_type(TRY_CAST({column} AS JSON)), '') <> 'OBJECT'",
             )
         )
-    replace = f" REPLACE ({', '.join(f'{sql} AS {ident(c)}' for c, sql in replacements.items())})"
-    conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE cx_typed AS SELECT * EXCLUDE ({exclude})"
-        f"{replace if replacements else ''}, "
-        f"list_concat(__errors, {sqlgen.error_list(rules)}) AS __errors FROM cx_typed_1"
-    )
-    conn.execute("DROP TABLE cx_typed_1")
+    return _TypedPlan(selects, checks, rules, replacements, tuple(hidden))
 
 
 def _with_defaults(entity: Entity, mapping: EntityMapping) -> dict[str, Source]:
@@ -163,7 +186,7 @@ def _extra_columns_json(raw: RawTable, mapping: EntityMapping) -> str:
 
 # ---------------------------------------------------------------- entity rules
 
-Rules = tuple[dict[str, str], list[str]]
+Rules = tuple[dict[str, str], list[sqlgen.Check]]
 
 
 def _no_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> Rules:
@@ -186,7 +209,7 @@ def _order_line_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext)
             "CAST(NULL AS VARCHAR)",
             literal("no amount: map amount, or unit_price (with quantity)"),
             # Only when nothing else explains it (an unparseable price is reported on its own field).
-            f"{amount} IS NULL AND quantity IS NOT NULL AND len(__errors) = 0",
+            f"{amount} IS NULL AND quantity IS NOT NULL AND NOT __bad1",
         )
     ]
     return replacements, rules
@@ -264,16 +287,33 @@ ENTITY_RULES: dict[str, Callable[[Entity, EntityMapping, StageContext], Rules]] 
 
 
 def collect_errors(
-    conn: duckdb.DuckDBPyConnection, entity: Entity, mapping: EntityMapping, ctx: StageContext
+    conn: duckdb.DuckDBPyConnection,
+    raw: RawTable,
+    entity: Entity,
+    mapping: EntityMapping,
+    ctx: StageContext,
 ) -> None:
+    """``cx_errors`` (one row per row and problem) and ``cx_good`` (the rows without any)."""
+    plan = _typed_plan(raw, entity, mapping, ctx)
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE cx_flagged AS WITH t1 AS ("
+        f"SELECT {', '.join(plan.selects)} FROM {raw.table} "
+        "SEMI JOIN (SELECT __row FROM cx_typed WHERE __bad) b USING (__row)), "
+        f"t2 AS (SELECT *, {sqlgen.error_list(plan.field_checks)} AS __errors FROM t1) "
+        f"SELECT __row, list_concat(__errors, {sqlgen.error_list(plan.rules)}) AS __errors "
+        "FROM (SELECT *, len(__errors) > 0 AS __bad1 FROM t2)"
+    )
     parts = [
-        "SELECT __row, e.field, e.value, e.reason FROM "
-        "(SELECT __row, unnest(__errors) AS e FROM cx_typed WHERE len(__errors) > 0)"
+        "SELECT __row, e.field, e.value, e.reason FROM (SELECT __row, unnest(__errors) AS e FROM cx_flagged)",
+        _duplicate_errors(entity, mapping),
     ]
-    parts.append(_duplicate_errors(entity, mapping))
     if entity.name == "order-lines" and "ordered_at" not in mapping.fields:
         parts.append(_missing_order_errors(conn, ctx))
-    conn.execute("CREATE OR REPLACE TEMP TABLE cx_errors AS " + " UNION ALL ".join(p for p in parts if p))
+    conn.execute("CREATE OR REPLACE TEMP TABLE cx_errors AS " + " UNION ALL ".join(parts))
+    conn.execute(
+        "CREATE OR REPLACE TEMP VIEW cx_good AS SELECT * EXCLUDE (__bad) FROM cx_typed "
+        "ANTI JOIN (SELECT DISTINCT __row FROM cx_errors) e USING (__row) WHERE NOT __bad"
+    )
 
 
 def _file_key(entity: Entity, mapping: EntityMapping) -> tuple[str, ...]:
@@ -312,10 +352,6 @@ def _missing_order_errors(conn: duckdb.DuckDBPyConnection, ctx: StageContext) ->
 def build_outputs(
     conn: duckdb.DuckDBPyConnection, entity: Entity, mapping: EntityMapping, ctx: StageContext
 ) -> list[Output]:
-    conn.execute(
-        "CREATE OR REPLACE TEMP TABLE cx_good AS SELECT * EXCLUDE (__errors) FROM cx_typed "
-        "ANTI JOIN (SELECT DISTINCT __row FROM cx_errors) e USING (__row)"
-    )
     customer_join = _alias_join(conn, ctx) if "customer_id" in entity.field_names else None
     outputs = []
     if entity.name == "customers" and "alias" in mapping.fields:

@@ -44,6 +44,10 @@ class Transaction(Protocol):
 
     def insert_row(self, table: sa.Table, row: dict[str, Any]) -> None: ...
 
+    def is_empty(self, table: str) -> bool:
+        """True when ``table`` has no rows (inside this transaction)."""
+        ...
+
     def delete_where(self, table: sa.Table, column: str, value: str) -> None: ...
 
 
@@ -78,6 +82,10 @@ class DuckDBTransaction:
 
     def lookup(self, table: str, key: Sequence[str], values: Sequence[str], keys_sql: str) -> str:
         return f"(SELECT {idents((*key, *values))} FROM main.{ident(table)})"
+
+    def is_empty(self, table: str) -> bool:
+        row = self.conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM main.{ident(table)})").fetchone()
+        return bool(row and row[0])
 
     def write(
         self, table: sa.Table, relation: str, key: Sequence[str], columns: Sequence[str], import_id: str
@@ -148,6 +156,12 @@ class PostgresTransaction:
             "allow_quoted_nulls = false, auto_detect = false)"
         )
         return relation
+
+    def is_empty(self, table: str) -> bool:
+        with self.pg.cursor() as cur:
+            cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {ident(table)})")
+            row = cur.fetchone()
+        return bool(row and row[0])
 
     def write(
         self, table: sa.Table, relation: str, key: Sequence[str], columns: Sequence[str], import_id: str
