@@ -479,6 +479,8 @@ def run_child(
     last = proc.stdout.strip().splitlines()[-1]
     out: dict[str, Any] = json.loads(last)
     out["process_seconds"] = wall
+    # The machine may be shared (2 cores): keep the 1-minute load average next to each figure.
+    out["loadavg_1m_after"] = os.getloadavg()[0]
     return out
 
 
