@@ -426,7 +426,7 @@ class Profiler:
                 yield TimedConnection(conn, self)
 
         patches.append((pipeline, "_staging", original_staging))
-        pipeline._staging = timed_staging  # type: ignore[assignment]
+        pipeline._staging = timed_staging
         # The PG COPY OUT in PostgresTransaction.lookup is timed as the whole lookup minus its
         # DuckDB statements (see report()).
         wrap(bulk.PostgresTransaction, "lookup", "pg: lookup (keys out, COPY in, COPY out, read back)")
@@ -712,10 +712,8 @@ def summarise(
     met_rss = first["peak_rss_mb"] < TARGET_RSS_MB
     # Without a baseline the speed target cannot be judged: the verdict is None (shown as n/a).
     passed: bool | None = ok_rows and ok_again and met_rss
-    if passed and ratio is None:
-        passed = None
-    elif passed:
-        passed = ratio <= TARGET_RATIO
+    if passed:
+        passed = None if ratio is None else ratio <= TARGET_RATIO
     return {
         "case": case,
         "backend": backend,
