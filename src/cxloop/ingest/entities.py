@@ -5,7 +5,7 @@ These specs are the single source of truth for validation, the import guide and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
@@ -38,7 +38,6 @@ class Entity:
     fields: tuple[Field, ...]
     doc: str
     keep_extra_columns_in: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def field(self, name: str) -> Field:
         for f in self.fields:
