@@ -1,0 +1,59 @@
+"""The Python API of the metrics layer: plain functions returning pandas DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from cxloop.metrics.compute import compute_query, make_query
+from cxloop.metrics.grains import Grain
+from cxloop.metrics.kpi import Kpi
+from cxloop.metrics.query import Options
+from cxloop.metrics.registry import Registry
+from cxloop.metrics.source import Source, store_source
+from cxloop.store.store import Store
+
+
+@contextmanager
+def as_source(data: Store | Source) -> Iterator[Source]:
+    """Use a :class:`Source` as it is, or open one over a :class:`Store`."""
+    if isinstance(data, Source):
+        yield data
+    else:
+        with store_source(data) as source:
+            yield source
+
+
+def kpis(custom_file: str | Path | None = None) -> Registry:
+    """The KPI registry: the built-in KPIs, plus those in ``custom_file`` (TOML)."""
+    return Registry.load(custom_file)
+
+
+def compute(
+    data: Store | Source,
+    kpi: str | Kpi,
+    *,
+    grain: str | Grain = Grain.MONTH,
+    by: Iterable[str] = (),
+    where: Mapping[str, str | Iterable[str]] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    as_of: datetime | None = None,
+    change: bool = False,
+    options: Options | None = None,
+    custom_file: str | Path | None = None,
+) -> pd.DataFrame:
+    """One KPI as a tidy table: period, the ``by`` dimensions, value, n, ci_low, ci_high, warning
+    (and previous, change, p_value, significant with ``change``).
+
+    ``start`` is inclusive and ``end`` exclusive (default: ``as_of``, default now, UTC); data after
+    ``as_of`` is ignored. ``where`` keeps rows whose dimension is one of the given values.
+    """
+    definition = kpi if isinstance(kpi, Kpi) else kpis(custom_file).get(kpi)
+    query = make_query(grain=grain, by=by, where=where, start=start, end=end, as_of=as_of, options=options)
+    with as_source(data) as source:
+        return compute_query(source, definition, query, change=change)

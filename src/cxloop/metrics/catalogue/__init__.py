@@ -1,0 +1,1 @@
+"""The built-in KPIs, one module per area."""

@@ -1,0 +1,106 @@
+"""Customer-state KPIs: active, new and lost customers, retention and churn.
+
+A customer is *active at a moment t* with a purchase in [t - window, t) (window: 90 days unless
+set). For each period [s, e): S = customers active at s, E = active at e, N = customers whose first
+purchase ever falls in [s, e), lost = active at s but not at e. Retention rate = (E - N) / S;
+churn rate = lost / S.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from cxloop.metrics.catalogue.common import aggregate
+from cxloop.metrics.grains import periods
+from cxloop.metrics.kpi import Direction, Kpi
+from cxloop.metrics.query import FACTS, Context
+from cxloop.metrics.stats import Kind
+
+TABLES = ("orders", "order_lines", "customers")
+
+
+def customer_states(ctx: Context) -> ir.Table:
+    """One row per customer and period they touch: at_start, at_end, is_new (0/1), with the
+    requested dimensions."""
+    window = timedelta(days=ctx.options.active_days)
+    bounds = periods(ctx.range_start, ctx.query.until, ctx.query.grain)
+    frame = pd.DataFrame(bounds, columns=["period", "lo", "hi"])
+    frame["start_from"] = frame["lo"] - window
+    frame["end_from"] = frame["hi"] - window
+    spans = ibis.memtable(frame.astype("datetime64[us]"))
+
+    lines = ctx.purchase_lines()
+    bought = lines.filter((lines.quantity > 0) & lines.customer_id.notnull())
+    bought = bought.select("customer_id", ts=bought.ordered_at).distinct()
+
+    def active(lower: str, upper: str, flags: tuple[int, int, int]) -> ir.Table:
+        joined = bought.join(spans, (bought.ts >= spans[lower]) & (bought.ts < spans[upper]))
+        return joined.select("customer_id", "period").distinct().mutate(
+            at_start=flags[0], at_end=flags[1], is_new=flags[2]
+        )
+
+    firsts = ctx.first_purchases
+    new = firsts.join(
+        spans, (firsts.first_purchase_at >= spans.lo) & (firsts.first_purchase_at < spans.hi)
+    ).select("customer_id", "period").mutate(at_start=0, at_end=0, is_new=1)
+    flags = ibis.union(active("start_from", "lo", (1, 0, 0)), active("end_from", "hi", (0, 1, 0)), new)
+    states = flags.group_by(["customer_id", "period"]).aggregate(
+        at_start=flags.at_start.max(), at_end=flags.at_end.max(), is_new=flags.is_new.max()
+    )
+    return ctx.with_dimensions(states, FACTS["customers"])
+
+
+def _counts(ctx: Context) -> ir.Table:
+    s = customer_states(ctx)
+    lost = ((s.at_start == 1) & (s.at_end == 0)).ifelse(1, 0)
+    return aggregate(ctx, s, S=s.at_start.sum(), E=s.at_end.sum(), N=s.is_new.sum(), lost=lost.sum())
+
+
+def active_customers(ctx: Context) -> ir.Table:
+    c = _counts(ctx)
+    return c.select(*ctx.keys, value=c.E)
+
+
+def new_customers(ctx: Context) -> ir.Table:
+    c = _counts(ctx)
+    return c.select(*ctx.keys, value=c.N)
+
+
+def lost_customers(ctx: Context) -> ir.Table:
+    c = _counts(ctx)
+    return c.select(*ctx.keys, value=c.lost)
+
+
+def retention_rate(ctx: Context) -> ir.Table:
+    c = _counts(ctx)
+    return c.select(*ctx.keys, k=c.E - c.N, n=c.S)
+
+
+def churn_rate(ctx: Context) -> ir.Table:
+    c = _counts(ctx)
+    return c.select(*ctx.keys, k=c.lost, n=c.S)
+
+
+def _kpi(id: str, name: str, formula: str, unit: str, direction: Direction, kind: Kind, build: object) -> Kpi:
+    return Kpi(id, name, formula, unit, direction, TABLES, "customers", kind, build, group="customers")  # type: ignore[arg-type]
+
+
+KPIS = [
+    _kpi("active_customers", "Active customers",
+         "customers with a purchase in the window (default 90 days) before the period's end", "customers",
+         Direction.UP, Kind.COUNT, active_customers),
+    _kpi("new_customers", "New customers", "customers whose first purchase ever falls in the period",
+         "customers", Direction.UP, Kind.COUNT, new_customers),
+    _kpi("lost_customers", "Lost customers",
+         "customers active at the period's start and no longer active at its end", "customers",
+         Direction.DOWN, Kind.COUNT, lost_customers),
+    _kpi("retention_rate", "Customer retention rate",
+         "(E - N) / S: E active at the end, N new in the period, S active at the start", "%",
+         Direction.UP, Kind.PROPORTION, retention_rate),
+    _kpi("churn_rate", "Churn rate", "lost customers / customers active at the period's start (S)", "%",
+         Direction.DOWN, Kind.PROPORTION, churn_rate),
+]
