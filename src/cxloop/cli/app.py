@@ -77,7 +77,7 @@ def state(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from cxloop.cli import db, demo, importing, presets, status
+    from cxloop.cli import db, demo, importing, metrics, presets, status
 
     app.add_typer(db.app, name="db")
     app.add_typer(importing.app, name="import")
@@ -85,6 +85,8 @@ def _register() -> None:
     app.add_typer(presets.mappings_app, name="mappings")
     app.command("demo")(demo.demo)
     app.command("status")(status.status)
+    app.add_typer(metrics.app, name="kpi")
+    app.command("summary")(metrics.summary)
 
 
 _register()

@@ -16,7 +16,9 @@ def demo(
     ctx: typer.Context,
     customers: int = typer.Option(5_000, min=10, help="How many customers (about 10 order lines each)."),
     seed: int = typer.Option(7, help="Random seed: the same seed gives the same business."),
-    as_of: str | None = typer.Option(None, help="Last day of the data, YYYY-MM-DD (default: 2026-01-01)."),
+    as_of: str | None = typer.Option(
+        None, help="The day the data ends, YYYY-MM-DD (default: today, so the KPIs are current)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the import results as JSON."),
 ) -> None:
     """Generate a demo business over 2.5 years and load it into the store."""
@@ -54,12 +56,15 @@ def demo(
         print_rows(rows, title=f"Demo business loaded into {store.url}")
         report = store_status(store)
         print_rows(report["tables"], title="What the store holds")
-        stdout().print("Next: `cxloop status`, or import your own data with `cxloop import --help`.")
+        stdout().print(
+            "Next: `cxloop summary` (headline KPIs), `cxloop kpi list`, `cxloop status`, "
+            "or import your own data with `cxloop import --help`."
+        )
 
 
-def _parse_day(value: str | None) -> dt.date | None:
+def _parse_day(value: str | None) -> dt.date:
     if value is None:
-        return None
+        return dt.datetime.now(dt.UTC).date()
     try:
         return dt.date.fromisoformat(value)
     except ValueError:

@@ -57,3 +57,28 @@ def compute(
     query = make_query(grain=grain, by=by, where=where, start=start, end=end, as_of=as_of, options=options)
     with as_source(data) as source:
         return compute_query(source, definition, query, change=change)
+
+
+def summary(
+    data: Store | Source,
+    *,
+    as_of: datetime | None = None,
+    grain: str | Grain = Grain.MONTH,
+    kpi_ids: Iterable[str] | None = None,
+    options: Options | None = None,
+    custom_file: str | Path | None = None,
+) -> pd.DataFrame:
+    """The headline KPIs for the last complete period against the one before (see
+    :func:`cxloop.metrics.summary.headline`)."""
+    from cxloop.metrics.compute import now_utc
+    from cxloop.metrics.summary import HEADLINE, headline
+
+    with as_source(data) as source:
+        return headline(
+            source,
+            kpis(custom_file),
+            as_of=as_of or now_utc(),
+            grain=grain,
+            kpi_ids=tuple(kpi_ids or HEADLINE),
+            options=options,
+        )

@@ -109,8 +109,9 @@ def _attach_change(kpi: Kpi, now: pd.DataFrame, before: pd.DataFrame) -> pd.Data
     now["previous"] = before["value"].to_numpy(float)
     now["change"] = now["value"].to_numpy(float) - now["previous"].to_numpy(float)
     p = p_values(kpi.kind, now, before) if len(now) else np.array([])
-    now["p_value"] = p
     now["significant"] = [None if np.isnan(v) else bool(v < ALPHA) for v in p]
+    # Quantiles are judged by disjoint intervals: there is no p-value to show.
+    now["p_value"] = np.full(len(now), np.nan) if kpi.kind is Kind.QUANTILE else p
     return now
 
 

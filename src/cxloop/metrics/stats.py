@@ -125,8 +125,9 @@ def finish(stats: pd.DataFrame, estimate: Estimate, keys: list[str]) -> pd.DataF
         raise AssertionError(kind)
     out["ci_low"], out["ci_high"] = low, high
     out["warning"] = _warnings(out["n"].to_numpy(float), estimate)
-    for name, column in zip(("_a", "_b", "_c"), COLUMNS[kind], strict=False):
-        out[name] = stats[column].to_numpy(float)
+    for i, name in enumerate(("_a", "_b", "_c")):
+        columns = COLUMNS[kind]
+        out[name] = stats[columns[i]].to_numpy(float) if i < len(columns) else np.nan
     return out.reset_index(drop=True)
 
 
