@@ -16,7 +16,7 @@ def readme_commands() -> list[str]:
 def test_readme_starts_with_the_demo_and_the_test_commands() -> None:
     demo, tests = readme_commands()
 
-    assert demo.endswith("cxloop demo") and "pip install" in demo
+    assert "cxloop demo" in demo and demo.endswith("cxloop summary") and "pip install" in demo
     assert tests.endswith("python -m pytest") and "'.[dev]'" in tests
 
 
