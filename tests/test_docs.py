@@ -31,3 +31,11 @@ def test_the_import_guide_describes_every_field() -> None:
         assert f"### {entity.name}" in guide, entity.name
         for field in entity.fields:
             assert f"`{field.name}`" in guide, f"{entity.name}.{field.name}"
+
+
+def test_the_kpi_table_in_the_metrics_guide_is_current() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen-kpi-docs"), "--check"], capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, "docs/metrics.md's KPI table is stale: run scripts/gen-kpi-docs"
