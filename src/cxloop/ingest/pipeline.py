@@ -155,48 +155,125 @@ def _import_file(
             source, store.settings.max_field_bytes, _no_lookup, timezone=store.settings.timezone
         )
         step("check")
-        stage.build_typed(conn, raw, kind, mapping, ctx_source)
         digest = _sha256(path)
-        with _transaction(store, conn, workdir, kind, mapping) as tx:
-            ctx = replace(ctx_source, lookup=tx.lookup)
-            stage.collect_errors(conn, raw, kind, mapping, ctx)
-            outputs = stage.build_outputs(conn, kind, mapping, ctx)
-            step("compare")
-            counts = {o.table.name: _classify(conn, tx, o) for o in outputs}
-            result = _result(conn, raw, kind, mapping, path, import_id, source, counts, options)
-            if result.rejected:
-                # Written inside the transaction: a dry run's rollback drops the staged tables.
-                files = rejects.write(conn, raw, options.rejects_dir, f"{path.stem}.{import_id[:8]}")
-                result.reject_file, result.rejected_rows_file = str(files.report), str(files.rows)
-            if options.dry_run:
-                raise _DryRun
-            step("write")
-            for o in outputs:
-                tx.write(o.table, f"cx_cls_{o.table.name}", o.key, o.columns, import_id)
-            tx.insert_row(
-                schema.imports,
-                {
-                    "import_id": import_id,
-                    "entity": kind.name,
-                    "file_name": str(path),
-                    "file_sha256": digest,
-                    "source": source,
-                    "preset": mapping.preset,
-                    "mapping": json.dumps(mapping.describe()),
-                    "started_at": started,
-                    "finished_at": clock(),
-                    "rows_read": result.rows_read,
-                    "loaded": result.loaded,
-                    "updated": result.updated,
-                    "unchanged": result.unchanged,
-                    "rejected": result.rejected,
-                    "reject_file": result.reject_file,
-                },
-            )
-            if options.save_mapping:
-                _save_mapping(tx, options.save_mapping, kind, mapping, clock())
+        job = _Job(
+            store, conn, workdir, kind, mapping, raw, path, import_id, source, options, digest, started
+        )
+        result = None
+        if not raw.structural and stage.fast_path_applies(kind, mapping):
+            result = _fast_import(job, ctx_source, clock=clock, step=step)
+        if result is None:
+            result = _full_import(job, ctx_source, clock=clock, step=step)
         step("report")
     return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One import's inputs, once the file is read and mapped."""
+
+    store: Store
+    conn: duckdb.DuckDBPyConnection
+    workdir: Path
+    kind: Entity
+    mapping: EntityMapping
+    raw: readers.RawTable
+    path: Path
+    import_id: str
+    source: str
+    options: ImportOptions
+    digest: str
+    started: dt.datetime
+
+
+def _fast_import(
+    job: _Job, ctx: stage.StageContext, *, clock: Clock, step: StepCallback
+) -> ImportResult | None:
+    """A first load in one typed pass; None (and nothing written) when the full path is needed.
+
+    Into empty tables every row is new, so each is parsed, checked and hashed on its way in.
+    When fewer rows went in than the file has (some failed a check) or two share a key, the
+    transaction is rolled back and :func:`_full_import` finds and reports exactly what is wrong.
+    """
+    conn, kind, mapping = job.conn, job.kind, job.mapping
+    try:
+        with _transaction(job.store, conn, job.workdir, kind, mapping) as tx:
+            if not all(tx.is_empty(t) for t in stage.fast_path_tables(kind, mapping)):
+                return None
+            outputs = stage.build_fast_outputs(conn, job.raw, kind, mapping, ctx)
+            *derived, main = outputs
+            step("write")
+            counts = {main.table.name: tx.load(main.table, main.relation, main.columns, job.import_id)}
+            if counts[main.table.name] != job.raw.rows or tx.has_duplicates(main.table.name, main.key):
+                raise _Fallback
+            for o in derived:
+                counts[o.table.name] = tx.load(o.table, o.relation, o.columns, job.import_id)
+            tables = {o.table.name: TableCounts(counts[o.table.name], 0, 0) for o in outputs}
+            result = _result(job, tables, rejected=0)
+            if job.options.dry_run:
+                raise _DryRun
+            _record(tx, job, result, clock)
+    except (_Fallback, bulk.KeyConflict):
+        return None
+    return result
+
+
+def _full_import(
+    job: _Job, ctx_source: stage.StageContext, *, clock: Clock, step: StepCallback
+) -> ImportResult:
+    """Type and check every row, report the rejects, classify against the store, write."""
+    conn, raw, kind, mapping, options = job.conn, job.raw, job.kind, job.mapping, job.options
+    stage.build_typed(conn, raw, kind, mapping, ctx_source)
+    with _transaction(job.store, conn, job.workdir, kind, mapping) as tx:
+        ctx = replace(ctx_source, lookup=tx.lookup)
+        stage.collect_errors(conn, raw, kind, mapping, ctx)
+        outputs = stage.build_outputs(conn, kind, mapping, ctx)
+        step("compare")
+        counts = {o.table.name: _classify(conn, tx, o) for o in outputs}
+        result = _result(job, counts, rejected=rejects.count_rejected(conn, raw))
+        if result.rejected:
+            # Written inside the transaction: a dry run's rollback drops the staged tables.
+            rejects.stage_rejects(conn, raw)
+            result.reject_sample = rejects.sample(conn)
+            files = rejects.write(conn, raw, options.rejects_dir, f"{job.path.stem}.{job.import_id[:8]}")
+            result.reject_file, result.rejected_rows_file = str(files.report), str(files.rows)
+        if options.dry_run:
+            raise _DryRun
+        step("write")
+        for o in outputs:
+            tx.write(o.table, f"cx_cls_{o.table.name}", o.key, o.columns, job.import_id)
+        _record(tx, job, result, clock)
+    return result
+
+
+def _record(tx: bulk.Transaction, job: _Job, result: ImportResult, clock: Clock) -> None:
+    """The import's row in ``imports`` (and the saved mapping), in the import's transaction."""
+    tx.insert_row(
+        schema.imports,
+        {
+            "import_id": job.import_id,
+            "entity": job.kind.name,
+            "file_name": str(job.path),
+            "file_sha256": job.digest,
+            "source": job.source,
+            "preset": job.mapping.preset,
+            "mapping": json.dumps(job.mapping.describe()),
+            "started_at": job.started,
+            "finished_at": clock(),
+            "rows_read": result.rows_read,
+            "loaded": result.loaded,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejected": result.rejected,
+            "reject_file": result.reject_file,
+        },
+    )
+    if job.options.save_mapping:
+        _save_mapping(tx, job.options.save_mapping, job.kind, job.mapping, clock())
+
+
+class _Fallback(Exception):
+    """Raised inside a fast first load to roll it back and take the full path."""
 
 
 class _DryRun(Exception):
@@ -332,30 +409,16 @@ def _classify(conn: duckdb.DuckDBPyConnection, tx: bulk.Transaction, out: stage.
     return TableCounts(int(got.get("new", 0)), int(got.get("changed", 0)), int(got.get("same", 0)))
 
 
-def _result(
-    conn: duckdb.DuckDBPyConnection,
-    raw: readers.RawTable,
-    kind: Entity,
-    mapping: EntityMapping,
-    path: Path,
-    import_id: str,
-    source: str,
-    counts: dict[str, TableCounts],
-    options: ImportOptions,
-) -> ImportResult:
+def _result(job: _Job, counts: dict[str, TableCounts], *, rejected: int) -> ImportResult:
+    kind, mapping, raw = job.kind, job.mapping, job.raw
     main = counts[kind.table.name]
-    rejected = rejects.count_rejected(conn, raw)
     used = {c for src in mapping.fields.values() for c in _columns_of(src)}
-    sample: list[dict[str, Any]] = []
-    if rejected:
-        rejects.stage_rejects(conn, raw)
-        sample = rejects.sample(conn)
     return ImportResult(
-        import_id=import_id,
+        import_id=job.import_id,
         entity=kind.name,
-        file=str(path),
-        source=source,
-        dry_run=options.dry_run,
+        file=str(job.path),
+        source=job.source,
+        dry_run=job.options.dry_run,
         rows_read=raw.rows + len(raw.structural),
         loaded=main.loaded,
         updated=main.updated,
@@ -365,7 +428,6 @@ def _result(
         mapping=mapping.describe(),
         unused_columns=[] if kind.keep_extra_columns_in else [c for c in raw.columns if c not in used],
         encoding=raw.encoding,
-        reject_sample=sample,
     )
 
 

@@ -76,12 +76,16 @@ def build_typed(
     Each row gets only a cheap flag here; the list of reasons is built later, by
     :func:`collect_errors`, for the flagged rows alone — most files have few or none.
     """
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE cx_typed AS {typed_sql(raw, entity, mapping, ctx)}")
+
+
+def typed_sql(raw: RawTable, entity: Entity, mapping: EntityMapping, ctx: StageContext) -> str:
+    """The query behind ``cx_typed``: ``__row``, every field typed, and the ``__bad`` flag."""
     plan = _typed_plan(raw, entity, mapping, ctx)
     replace = ", ".join(f"{sql} AS {ident(c)}" for c, sql in plan.replacements.items())
     # t1 parses every value once; the checks then refer to the parsed and raw values by name.
-    conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE cx_typed AS WITH t1 AS ("
-        f"SELECT {', '.join(plan.selects)} FROM {raw.table}), "
+    return (
+        f"WITH t1 AS (SELECT {', '.join(plan.selects)} FROM {raw.table}), "
         f"t2 AS (SELECT *, {sqlgen.any_failed(plan.field_checks)} AS __bad1 FROM t1) "
         f"SELECT * EXCLUDE ({', '.join(plan.hidden)}){f' REPLACE ({replace})' if replace else ''}, "
         f"__bad1 OR {sqlgen.any_failed(plan.rules)} AS __bad FROM t2"
@@ -394,25 +398,77 @@ def _output(
     key: tuple[str, ...],
     ctx: StageContext,
     base: str,
+    kind: str = "TABLE",
 ) -> Output:
     columns = content_columns(table)
     hashed = [c for c in columns if c != "source"]
     selects = [literal(ctx.source) + " AS source" if c == "source" else ident(c) for c in columns]
-    relation = f"cx_out_{table.name}"
+    # Views (the fast path's) and tables (the full path's) are named apart: both may exist.
+    relation = f"cx_{'out' if kind == 'TABLE' else 'fast'}_{table.name}"
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {relation} AS SELECT {', '.join(selects)}, "
+        f"CREATE OR REPLACE TEMP {kind} {relation} AS SELECT {', '.join(selects)}, "
         f"{sqlgen.row_hash(hashed)} AS row_hash FROM {base}"
     )
     return Output(table, relation, key, (*columns, "row_hash"))
 
 
-def _orders_from_lines(conn: duckdb.DuckDBPyConnection, ctx: StageContext, base: str) -> Output:
+def _orders_from_lines(
+    conn: duckdb.DuckDBPyConnection, ctx: StageContext, base: str, kind: str = "TABLE"
+) -> Output:
     """Line-level invoices carry their order: one order per order_id, from its first line."""
     order_fields = ("customer_id", "ordered_at", "status", "channel", "currency", "country")
     firsts = ", ".join(f"arg_min_null({ident(c)}, __row) AS {ident(c)}" for c in order_fields)
+    derived = "cx_derived_orders" if kind == "TABLE" else "cx_fast_derived_orders"
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE cx_derived_orders AS SELECT order_id, {firsts}, "
+        f"CREATE OR REPLACE TEMP {kind} {derived} AS SELECT order_id, {firsts}, "
         "CAST(NULL AS DECIMAL(18, 4)) AS total_amount "
         f"FROM {base} GROUP BY order_id"
     )
-    return _output(conn, schema.orders, ("order_id",), ctx, "cx_derived_orders")
+    return _output(conn, schema.orders, ("order_id",), ctx, derived, kind)
+
+
+# ---------------------------------------------------------------- first loads: one typed pass
+
+
+def fast_path_applies(entity: Entity, mapping: EntityMapping) -> bool:
+    """Whether a first load may take :func:`build_fast_outputs`: no reference to check, one
+    row per key (customers with aliases may repeat a customer, so they take the full path)."""
+    if entity.name == "customers" and "alias" in mapping.fields:
+        return False
+    return not (entity.name == "order-lines" and "ordered_at" not in mapping.fields)
+
+
+def fast_path_tables(entity: Entity, mapping: EntityMapping) -> tuple[str, ...]:
+    """The tables that must be empty for the fast path (what it writes, and the aliases it
+    would otherwise resolve customers through)."""
+    tables = [entity.table.name]
+    if entity.name == "order-lines":
+        tables.append("orders")
+    if "customer_id" in entity.field_names:
+        tables.append("customer_aliases")
+    return tuple(tables)
+
+
+def build_fast_outputs(
+    conn: duckdb.DuckDBPyConnection,
+    raw: RawTable,
+    entity: Entity,
+    mapping: EntityMapping,
+    ctx: StageContext,
+) -> list[Output]:
+    """Views over the raw rows that parse, check and hash on the fly; the entity's own table last.
+
+    The optimistic first load: the entity's view keeps only rows that pass every check, so when
+    inserting it writes as many rows as the file has, and the keys are unique, every row was
+    good and the result is exactly the full path's; otherwise the caller rolls back and takes
+    the full path. The same SQL types and hashes the values as :func:`build_typed` and
+    :func:`build_outputs` do. Derived tables read every row: they are written only once the
+    entity's rows proved good.
+    """
+    conn.execute(f"CREATE OR REPLACE TEMP VIEW cx_fast_typed AS {typed_sql(raw, entity, mapping, ctx)}")
+    conn.execute("CREATE OR REPLACE TEMP VIEW cx_fast_good AS SELECT * FROM cx_fast_typed WHERE NOT __bad")
+    outputs = []
+    if entity.name == "order-lines":
+        outputs.append(_orders_from_lines(conn, ctx, "cx_fast_typed", "VIEW"))
+    outputs.append(_output(conn, entity.table, entity.key, ctx, "cx_fast_good", "VIEW"))
+    return outputs

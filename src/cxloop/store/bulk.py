@@ -29,6 +29,10 @@ from cxloop.store.sql import ident, idents, literal
 COPY_CHUNK = 1 << 20
 
 
+class KeyConflict(Exception):
+    """The store refused rows because two of them share a key."""
+
+
 class Transaction(Protocol):
     """What the importer may do with the store inside one transaction."""
 
@@ -40,6 +44,17 @@ class Transaction(Protocol):
         self, table: sa.Table, relation: str, key: Sequence[str], columns: Sequence[str], import_id: str
     ) -> None:
         """Insert rows of ``relation`` whose ``__status`` is new; update those that changed."""
+        ...
+
+    def load(self, table: sa.Table, relation: str, columns: Sequence[str], import_id: str) -> int:
+        """Insert every row of ``relation`` into an empty ``table``; return how many.
+
+        Raises :class:`KeyConflict` when the store refuses a duplicate key.
+        """
+        ...
+
+    def has_duplicates(self, table: str, key: Sequence[str]) -> bool:
+        """True when two rows of ``table`` share ``key`` (where the store does not enforce it)."""
         ...
 
     def insert_row(self, table: sa.Table, row: dict[str, Any]) -> None: ...
@@ -100,6 +115,20 @@ class DuckDBTransaction:
             f"(SELECT *, {literal(import_id)} AS import_id FROM {relation} "
             f"WHERE __status = 'changed') AS s WHERE {_key_match(key, 't', 's')}"
         )
+
+    def load(self, table: sa.Table, relation: str, columns: Sequence[str], import_id: str) -> int:
+        row = self.conn.execute(
+            f"INSERT INTO main.{ident(table.name)} ({idents(columns)}, import_id) "
+            f"SELECT {idents(columns)}, {literal(import_id)} FROM {relation}"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def has_duplicates(self, table: str, key: Sequence[str]) -> bool:
+        # DuckDB tables carry no key index (see docs/architecture.md): count the keys.
+        row = self.conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM main.{ident(table)} GROUP BY {idents(key)} HAVING count(*) > 1)"
+        ).fetchone()
+        return bool(row and row[0])
 
     def insert_row(self, table: sa.Table, row: dict[str, Any]) -> None:
         names = list(row)
@@ -191,6 +220,27 @@ class PostgresTransaction:
                     f"UPDATE {ident(table.name)} AS t SET {_assignments(columns, key)} "
                     f"FROM {temp} AS s WHERE {_key_match(key, 't', 's')}"
                 )
+
+    def load(self, table: sa.Table, relation: str, columns: Sequence[str], import_id: str) -> int:
+        import psycopg
+
+        n = next(self._counter)
+        path = self.workdir / f"load{n}.csv"
+        row = self.staging.execute(
+            f"COPY (SELECT {idents(columns)}, {literal(import_id)} AS import_id FROM {relation}) "
+            f"TO {literal(str(path))} (FORMAT csv, HEADER false)"
+        ).fetchone()
+        try:
+            with self.pg.cursor() as cur:
+                self._copy_in(cur, table.name, (*columns, "import_id"), path)
+        except psycopg.errors.UniqueViolation as exc:
+            raise KeyConflict(str(exc)) from exc
+        finally:
+            path.unlink(missing_ok=True)
+        return int(row[0]) if row else 0
+
+    def has_duplicates(self, table: str, key: Sequence[str]) -> bool:
+        return False  # PostgreSQL enforces every key: a duplicate fails the load
 
     def insert_row(self, table: sa.Table, row: dict[str, Any]) -> None:
         names = list(row)
