@@ -123,6 +123,8 @@ def snapshot(store: Store) -> dict[str, Any]:
         "tickets",
         "reviews",
         "employees",
+        "subscriptions",
+        "survey_invitations",
         "imports",
         "saved_mappings",
     ):

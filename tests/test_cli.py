@@ -121,7 +121,7 @@ def test_status_json_counts_rows_and_lists_imports(tmp_path: Path) -> None:
 
     assert {t["table"]: t["rows"] for t in status["tables"]}["orders"] == 1
     assert status["imports"][0]["entity"] == "orders" and status["imports"][0]["loaded"] == 1
-    assert status["revision"] == "0001"
+    assert status["revision"] == "0002"
 
 
 def test_presets_list_json_and_csv_neutralises_formulas(tmp_path: Path) -> None:

@@ -53,6 +53,14 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
         ("employee_id", TEXT), ("name", TEXT), ("email", TEXT), ("team", TEXT), ("role", TEXT),
         ("source", TEXT),
     ],
+    "subscriptions": [
+        ("subscription_id", TEXT), ("customer_id", TEXT), ("plan", TEXT), ("mrr", DEC),
+        ("started_at", TS), ("ended_at", TS), ("source", TEXT),
+    ],
+    "survey_invitations": [
+        ("invitation_id", TEXT), ("survey_id", TEXT), ("customer_id", TEXT), ("channel", TEXT),
+        ("sent_at", TS), ("source", TEXT),
+    ],
 }  # fmt: skip
 
 KEYS = {
@@ -63,6 +71,8 @@ KEYS = {
     "tickets": ["source", "ticket_id"],
     "reviews": ["source", "review_id"],
     "employees": ["employee_id"],
+    "subscriptions": ["source", "subscription_id"],
+    "survey_invitations": ["source", "invitation_id"],
 }
 
 

@@ -171,6 +171,27 @@ SCHEMAS: Final[Mapping[str, pa.Schema]] = {
             ("source", _TEXT),
         ]
     ),
+    "subscriptions": pa.schema(
+        [
+            ("subscription_id", _TEXT),
+            ("customer_id", _TEXT),
+            ("plan", _TEXT),
+            ("mrr", _DEC),
+            ("started_at", _TS),
+            ("ended_at", _TS),
+            ("source", _TEXT),
+        ]
+    ),
+    "survey_invitations": pa.schema(
+        [
+            ("invitation_id", _TEXT),
+            ("survey_id", _TEXT),
+            ("customer_id", _TEXT),
+            ("channel", _TEXT),
+            ("sent_at", _TS),
+            ("source", _TEXT),
+        ]
+    ),
 }
 
 # --- people and places -------------------------------------------------------------------------
@@ -628,6 +649,8 @@ def generate(
     responses = _draw_responses(rng, people, orders, tickets, seen, clock)
     reviews = _draw_reviews(rng, people, orders, products, tickets, seen, clock)
     ids = _Ids.numbering(customers, orders.size)
+    # A separate stream, so adding these tables left every other table as it was.
+    extra = np.random.default_rng([seed, 1])
     return {
         "customers": _customers_table(people, ids, clock),
         "orders": _orders_table(orders, people, ids, clock),
@@ -636,6 +659,8 @@ def generate(
         "tickets": _tickets_table(tickets, orders, people, products, staff, ids, clock),
         "reviews": _reviews_table(reviews, products, ids, clock),
         "employees": _employees_table(staff),
+        "subscriptions": _subscriptions_table(extra, people, ids, clock),
+        "survey_invitations": _invitations_table(extra, responses, people, ids, clock),
     }
 
 
@@ -1623,6 +1648,75 @@ def _order_lines_table(orders: _Orders, products: _Products, ids: _Ids) -> pa.Ta
             _decimal(orders.quantity * 10_000),
             _decimal(cents * 100),
             _decimal(orders.quantity * cents * 100),
+            _const(SOURCE, n),
+        ],
+    )
+
+
+# Subscriptions: the customer's plan (from the attributes) is a membership with a monthly fee.
+_PLAN_MRR_CENTS: Final = (900, 1900, 3900)
+_UPGRADE_P: Final = 0.15  # share of long-lived members who move up a plan halfway
+# Invitations not answered, per answered one: response rates of about 29%, 25% and 40%.
+_UNANSWERED_PER_ANSWER: Final = (2.5, 3.0, 1.5)
+
+
+def _subscriptions_table(rng: np.random.Generator, people: _People, ids: _Ids, clock: _Clock) -> pa.Table:
+    """Members (customers with a plan) subscribe at sign-up and cancel a month after their last
+    activity; some upgrade halfway, which ends one subscription and starts a dearer one."""
+    member = np.flatnonzero(people.attributes >= 0)
+    plan = people.attributes[member] // 2
+    start = people.acquired[member]
+    end = start + people.lifetime[member] + 30.0
+    upgrade = (
+        (plan < len(_PLANS) - 1) & (people.lifetime[member] > 120) & (rng.random(len(member)) < _UPGRADE_P)
+    )
+    switch = start + (end - start) / 2
+    who = np.concatenate([member, member[upgrade]])
+    plans = np.concatenate([plan, plan[upgrade] + 1])
+    starts = np.concatenate([start, switch[upgrade]])
+    ends = np.concatenate([np.where(upgrade, switch, end), end[upgrade]])
+    keep = starts < clock.days
+    who, plans, starts, ends = who[keep], plans[keep], starts[keep], ends[keep]
+    n = len(who)
+    return _table(
+        "subscriptions",
+        [
+            _ids("S", np.arange(1, n + 1, dtype=np.int64), _width(n, 7)),
+            ids.customer(who),
+            _take(_PLANS, plans),
+            _decimal(np.asarray(_PLAN_MRR_CENTS, dtype=np.int64)[plans] * 100),
+            _ts(clock, starts),
+            _ts(clock, ends, ends < clock.days),
+            _const(SOURCE, n),
+        ],
+    )
+
+
+def _invitations_table(
+    rng: np.random.Generator, responses: _Responses, people: _People, ids: _Ids, clock: _Clock
+) -> pa.Table:
+    """Every answer had an invitation (sent shortly before); other customers signed up by then
+    were invited at the same moment and did not answer."""
+    sent = np.maximum(responses.at - rng.exponential(1.0, responses.size), 0.0)
+    extra = rng.poisson(np.asarray(_UNANSWERED_PER_ANSWER)[responses.kind])
+    source = np.repeat(np.arange(responses.size), extra)
+    signed_up = np.searchsorted(people.acquired, sent[source], side="left")  # customers acquired before
+    other = np.floor(rng.random(len(source)) * np.maximum(signed_up, 1)).astype(np.int64)
+    other = np.minimum(other, max(people.size - 1, 0))
+    kind = np.concatenate([responses.kind, responses.kind[source]])
+    who = np.concatenate([responses.person, other])
+    at = np.concatenate([sent, sent[source]])
+    order = np.argsort(at, kind="stable")
+    kind, who, at = kind[order], who[order], at[order]
+    n = len(at)
+    return _table(
+        "survey_invitations",
+        [
+            _ids("I", np.arange(1, n + 1, dtype=np.int64), _width(n, 8)),
+            _take(_SURVEY_IDS, kind),
+            ids.customer(who),
+            _take(SURVEY_CHANNELS, np.concatenate([responses.channel, responses.channel[source]])[order]),
+            _ts(clock, at),
             _const(SOURCE, n),
         ],
     )

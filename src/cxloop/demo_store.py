@@ -28,6 +28,8 @@ LOAD_ORDER = (
     ("survey_responses", "responses"),
     ("tickets", "tickets"),
     ("reviews", "reviews"),
+    ("subscriptions", "subscriptions"),
+    ("survey_invitations", "invitations"),
 )
 
 

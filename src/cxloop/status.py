@@ -16,6 +16,8 @@ TIME_COLUMNS = {
     "survey_responses": "responded_at",
     "tickets": "opened_at",
     "reviews": "posted_at",
+    "subscriptions": "started_at",
+    "survey_invitations": "sent_at",
 }
 
 

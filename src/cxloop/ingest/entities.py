@@ -192,6 +192,35 @@ REVIEWS = Entity(
     doc="One row per online review or social media post, about us or a competitor.",
 )
 
+SUBSCRIPTIONS = Entity(
+    "subscriptions",
+    schema.subscriptions,
+    key=("source", "subscription_id"),
+    fields=(
+        _text("subscription_id", required=True),
+        _text("customer_id", required=True),
+        _text("plan"),
+        Field("mrr", "decimal", required=True, minimum=0, doc="monthly recurring revenue while it runs"),
+        _time("started_at", required=True),
+        _time("ended_at", "empty while it runs; not before started_at"),
+    ),
+    doc="One row per subscription (contract); a plan change ends one and starts another.",
+)
+
+INVITATIONS = Entity(
+    "invitations",
+    schema.survey_invitations,
+    key=("source", "invitation_id"),
+    fields=(
+        _text("invitation_id", required=True),
+        _text("survey_id", required=True),
+        _text("customer_id", required=True),
+        _text("channel", "email, sms, link, in-app, …"),
+        _time("sent_at", required=True),
+    ),
+    doc="One row per survey invitation sent: the denominator of the response rate.",
+)
+
 EMPLOYEES = Entity(
     "employees",
     schema.employees,
@@ -207,7 +236,18 @@ EMPLOYEES = Entity(
 )
 
 ENTITIES: dict[str, Entity] = {
-    e.name: e for e in (CUSTOMERS, ORDERS, ORDER_LINES, RESPONSES, TICKETS, REVIEWS, EMPLOYEES)
+    e.name: e
+    for e in (
+        CUSTOMERS,
+        ORDERS,
+        ORDER_LINES,
+        RESPONSES,
+        TICKETS,
+        REVIEWS,
+        EMPLOYEES,
+        SUBSCRIPTIONS,
+        INVITATIONS,
+    )
 }
 
 

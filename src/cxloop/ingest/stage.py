@@ -271,6 +271,16 @@ def _ticket_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> 
     return {}, rules
 
 
+def _subscription_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> Rules:
+    rule = sqlgen.error(
+        "ended_at",
+        "CAST(ended_at AS VARCHAR)",
+        literal("the subscription ended before it started"),
+        "ended_at < started_at",
+    )
+    return {}, [rule]
+
+
 def _review_rules(entity: Entity, mapping: EntityMapping, ctx: StageContext) -> Rules:
     return {
         "kind": "coalesce(kind, 'review')",
@@ -284,6 +294,7 @@ ENTITY_RULES: dict[str, Callable[[Entity, EntityMapping, StageContext], Rules]] 
     "responses": _response_rules,
     "tickets": _ticket_rules,
     "reviews": _review_rules,
+    "subscriptions": _subscription_rules,
 }
 
 

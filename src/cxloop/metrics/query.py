@@ -106,9 +106,20 @@ FACTS = {
         "posted_at",
         {"source": "source", "review_source": "source", "brand": "brand", "review_kind": "kind"},
     ),
+    "invitations": Fact(
+        "invitations",
+        "sent_at",
+        {"survey": "survey_id", "channel": "channel", "response_channel": "channel"},
+    ),
+    # Subscription KPIs are states at period boundaries, like the customer-state ones.
+    "subscriptions": Fact("subscriptions", "started_at", {"plan": "plan"}),
     # Customer-state KPIs (active, new, lost, retention) break down by the customer's own fields.
     "customers": Fact("customers", "ordered_at", {"channel": "acquisition_channel"}),
 }
+
+
+#: Facts whose table has another name.
+TABLE_OF_FACT = {"responses": "survey_responses", "invitations": "survey_invitations"}
 
 
 class Context:
@@ -165,7 +176,7 @@ class Context:
     def raw(self, fact: str) -> ir.Table:
         if fact == "purchases":
             return self.purchase_lines()
-        table = self.table({"responses": "survey_responses"}.get(fact, fact))
+        table = self.table(TABLE_OF_FACT.get(fact, fact))
         if fact == "customers":
             return table
         return table.filter(table[FACTS[fact].time] < self.query.as_of)

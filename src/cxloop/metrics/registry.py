@@ -10,9 +10,16 @@ from cxloop.metrics.kpi import Kpi
 
 
 def builtin_kpis() -> list[Kpi]:
-    from cxloop.metrics.catalogue import customers, revenue, reviews, service, surveys
+    from cxloop.metrics.catalogue import customers, revenue, reviews, service, subscriptions, surveys
 
-    return [*surveys.KPIS, *revenue.KPIS, *customers.KPIS, *service.KPIS, *reviews.KPIS]
+    return [
+        *surveys.KPIS,
+        *revenue.KPIS,
+        *customers.KPIS,
+        *subscriptions.KPIS,
+        *service.KPIS,
+        *reviews.KPIS,
+    ]
 
 
 class Registry:

@@ -22,7 +22,17 @@ if TYPE_CHECKING:
     from cxloop.store.store import Store
 
 #: The canonical tables KPIs may read.
-TABLES = ("customers", "orders", "order_lines", "survey_responses", "tickets", "reviews", "employees")
+TABLES = (
+    "customers",
+    "orders",
+    "order_lines",
+    "survey_responses",
+    "survey_invitations",
+    "tickets",
+    "reviews",
+    "employees",
+    "subscriptions",
+)
 
 
 @dataclass

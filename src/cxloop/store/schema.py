@@ -146,6 +146,33 @@ reviews = sa.Table(
     *_provenance(),
 )
 
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("subscription_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("plan", sa.Text),
+    sa.Column("mrr", MONEY, nullable=False, comment="Monthly recurring revenue while it runs"),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("ended_at", sa.DateTime, comment="NULL while it runs"),
+    *_provenance(),
+    comment="Recurring contracts; a plan change is a new subscription (the old one ends)",
+)
+
+survey_invitations = sa.Table(
+    "survey_invitations",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("invitation_id", sa.Text, primary_key=True),
+    sa.Column("survey_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text),
+    sa.Column("sent_at", sa.DateTime, nullable=False),
+    *_provenance(),
+    comment="Who was asked to answer which survey, when: the denominator of the response rate",
+)
+
 employees = sa.Table(
     "employees",
     metadata,
@@ -196,4 +223,6 @@ DATA_TABLES = (
     tickets,
     reviews,
     employees,
+    subscriptions,
+    survey_invitations,
 )

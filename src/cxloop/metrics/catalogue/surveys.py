@@ -69,6 +69,27 @@ def responses(ctx: Context) -> ir.Table:
     return aggregate(ctx, one_per_response, value=one_per_response.count())
 
 
+def response_rate(ctx: Context) -> ir.Table:
+    """Invitations sent in the period that got an answer to their survey from their customer at or
+    after sending (before as_of) / invitations sent in the period."""
+    invited = ctx.events("invitations")
+    answers = (
+        ctx.raw("responses")
+        .select(_r_survey="survey_id", _r_customer="customer_id", _r_at="responded_at")
+        .distinct()
+    )
+    joined = invited.left_join(
+        answers,
+        (invited.survey_id == answers._r_survey)
+        & (invited.customer_id == answers._r_customer)
+        & (answers._r_at >= invited.sent_at),
+    )
+    per_invitation = joined.group_by([*ctx.keys, "source", "invitation_id"]).aggregate(
+        answered=joined._r_at.notnull().ifelse(1, 0).max()
+    )
+    return aggregate(ctx, per_invitation, k=per_invitation.answered.sum(), n=per_invitation.count())
+
+
 def _kpi(id: str, name: str, formula: str, unit: str, direction: Direction, kind: Kind, build: object) -> Kpi:
     return Kpi(id, name, formula, unit, direction, TABLES, "responses", kind, build, group="surveys")  # type: ignore[arg-type]
 
@@ -127,5 +148,18 @@ KPIS = [
         Direction.NEUTRAL,
         Kind.COUNT,
         responses,
+    ),
+    Kpi(
+        "response_rate",
+        "Survey response rate",
+        "invitations sent in the period answered (same survey and customer, at or after sending) "
+        "/ invitations sent in the period",
+        "%",
+        Direction.UP,
+        ("survey_invitations", "survey_responses"),
+        "invitations",
+        Kind.PROPORTION,
+        response_rate,
+        group="surveys",
     ),
 ]
