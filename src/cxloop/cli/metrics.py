@@ -7,16 +7,17 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 
 from cxloop.cli.app import reporting_errors, state
 from cxloop.cli.output import csv_option, json_option, print_rows, stdout
-from cxloop.metrics import api
-from cxloop.metrics.query import Options
-from cxloop.metrics.source import Source, store_source
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cxloop.metrics.source import Source
 
 app = typer.Typer(help="KPIs: list them, compute one with its confidence interval.", no_args_is_help=True)
 
@@ -47,6 +48,9 @@ def active_days_option() -> Any:
 
 @contextmanager
 def opened(ctx: typer.Context) -> Iterator[Source]:
+    # Imported here: Ibis and SciPy take a second to import, which other commands need not pay.
+    from cxloop.metrics.source import store_source
+
     with store_source(state(ctx).open_store()) as source:
         yield source
 
@@ -60,6 +64,8 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
+    import pandas as pd
+
     if value is None or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
@@ -127,6 +133,8 @@ def list_kpis(
     as_csv: bool = csv_option(),
 ) -> None:
     """Every KPI: id, name, formula, unit, direction, tables, default grain, interval method."""
+    from cxloop.metrics import api
+
     with reporting_errors():
         rows = [k.describe() for k in api.kpis(kpis_file)]
         if not (as_json or as_csv):
@@ -167,6 +175,8 @@ def show(
     as_csv: bool = csv_option(),
 ) -> None:
     """One KPI per period (and breakdown): value, n, 95% interval and warning."""
+    from cxloop.metrics import Options, api
+
     with reporting_errors():
         definition = api.kpis(kpis_file).get(kpi)
         options = Options(active_days=active_days, min_n=min_n)
@@ -199,6 +209,8 @@ def summary(
     as_csv: bool = csv_option(),
 ) -> None:
     """Headline KPIs for the last complete period against the one before."""
+    from cxloop.metrics import Options, api
+
     with reporting_errors():
         with opened(ctx) as source:
             frame = api.summary(

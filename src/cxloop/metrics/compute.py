@@ -12,7 +12,7 @@ from cxloop.metrics.change import ALPHA, p_values
 from cxloop.metrics.grains import Grain, parse_grain, period_start, shift
 from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.query import COHORT, FACTS, Context, Options, Query
-from cxloop.metrics.source import Source
+from cxloop.metrics.source import Source, to_pandas
 from cxloop.metrics.stats import Estimate, Kind, finish
 
 #: The columns of every result, after period and the breakdown.
@@ -62,7 +62,7 @@ def compute_query(source: Source, kpi: Kpi, query: Query, *, change: bool = Fals
 def _statistics(source: Source, kpi: Kpi, query: Query) -> pd.DataFrame:
     ctx = Context(source, query, FACTS[kpi.fact])
     expr = kpi.build(ctx)
-    frame = expr.to_pandas()
+    frame = to_pandas(expr)
     estimate = Estimate(kpi.kind, query.options.confidence, kpi.per, kpi.q, query.options.min_n)
     for column in frame.columns:
         if column not in ctx.keys and kpi.kind is not Kind.QUANTILE:

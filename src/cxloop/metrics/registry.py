@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class Registry:
         try:
             return self._kpis[kpi_id]
         except KeyError:
-            close = [k for k in self._kpis if kpi_id.lower() in k or k in kpi_id.lower()]
+            close = difflib.get_close_matches(kpi_id.lower(), self._kpis, n=3, cutoff=0.6)
+            close += [k for k in self._kpis if kpi_id.lower() in k and k not in close]
             hint = f"; did you mean {', '.join(close)}?" if close else "; `cxloop kpi list` shows them all"
             raise ConfigError(f"unknown KPI {kpi_id!r}{hint}") from None

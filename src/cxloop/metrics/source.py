@@ -6,6 +6,7 @@ user points cxloop at tables in their own catalog (see docs/metrics.md, "Engines
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
 from cxloop.errors import ConfigError
 
@@ -59,6 +61,14 @@ class Source:
         """KPIs over tables in a Spark session's catalog (``names`` maps cxloop's table names to
         yours, e.g. ``{"order_lines": "sales.invoice_lines"}``)."""
         return cls(ibis.pyspark.connect(session), "pyspark", dict(names or {}))
+
+
+def to_pandas(expr: ir.Table) -> pd.DataFrame:
+    """Run an Ibis expression and fetch its result as a pandas DataFrame."""
+    with warnings.catch_warnings():
+        # Ibis 12 reads a pandas option that pandas 3.1 deprecated; harmless, and not ours to fix.
+        warnings.filterwarnings("ignore", message=".*future.infer_string.*")
+        return expr.to_pandas()
 
 
 @contextmanager
