@@ -256,3 +256,32 @@ def test_killing_a_fast_first_load_leaves_all_or_nothing(sig: signal.Signals, tm
         assert (n_lines, n_orders, n_imports) in {(0, 0, 0), (lines, lines // 3, 1)}, err.decode()
         outcomes.add("nothing" if n_lines == 0 else "all")
     assert "nothing" in outcomes, "no kill landed before the commit: the test proved nothing"
+
+
+def test_blank_values_are_found_without_trimming_every_value() -> None:
+    import duckdb
+
+    from cxloop.ingest import sqlgen
+
+    values = [
+        "",
+        " ",
+        "a",
+        " a",
+        "a ",
+        "  a b  ",
+        "\ta\t",
+        "\u00a0a",
+        "a\u00a0",
+        "\u3000",
+        "é",
+        " é ",
+        "a\n",
+        None,
+    ]
+    conn = duckdb.connect()
+    conn.execute("CREATE TABLE t (v VARCHAR)")
+    conn.executemany("INSERT INTO t VALUES (?)", [[v] for v in values])
+    got = conn.execute(f"SELECT v, {sqlgen.blank('v')}, NULLIF(trim(v), '') FROM t").fetchall()
+    assert [(v, fast) for v, fast, _ in got] == [(v, slow) for v, _, slow in got]
+    assert sqlgen.blank("trim(v)") == "NULLIF(trim(trim(v)), '')"  # expressions are evaluated once
