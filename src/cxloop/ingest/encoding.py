@@ -9,6 +9,7 @@ Non-UTF-8 files are transcoded in chunks to a temporary UTF-8 file, so memory st
 from __future__ import annotations
 
 import codecs
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ _BINARY_MAGIC = {
 class Detected:
     encoding: str  # a Python codec name
     reason: str
+    # Learnt on the way when detection read the whole file (one pass serves all three):
+    sha256: str | None = None
+    nul_free: bool = False  # no NUL byte anywhere, so no value can hold one
 
 
 def detect(path: Path) -> Detected:
@@ -40,11 +44,35 @@ def detect(path: Path) -> Detected:
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return Detected("utf-16", "UTF-16 byte-order mark")
     refuse_binary(path, head)
-    if _is_utf8(path):
-        return Detected("utf-8", "valid UTF-8")
+    utf8, sha256, nul_free = _scan(path)
+    if utf8:
+        return Detected("utf-8", "valid UTF-8", sha256, nul_free)
     if _decodes(path, "cp1252"):
-        return Detected("cp1252", "not UTF-8; decodes as Windows-1252")
-    return Detected("latin-1", "not UTF-8 nor Windows-1252; read as Latin-1")
+        return Detected("cp1252", "not UTF-8; decodes as Windows-1252", sha256, nul_free)
+    return Detected("latin-1", "not UTF-8 nor Windows-1252; read as Latin-1", sha256, nul_free)
+
+
+def _scan(path: Path) -> tuple[bool, str, bool]:
+    """One pass over the file: is it UTF-8, its SHA-256, and whether it is free of NUL bytes."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    digest = hashlib.sha256()
+    utf8 = True
+    nul_free = True
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            nul_free = nul_free and b"\x00" not in chunk
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+    return utf8, digest.hexdigest(), nul_free
 
 
 def refuse_binary(path: Path, head: bytes) -> None:
@@ -93,10 +121,6 @@ def transcode_to_utf8(path: Path, encoding: str, target: Path) -> Path:
             dst.write(decoder.decode(chunk))
         dst.write(decoder.decode(b"", final=True))
     return target
-
-
-def _is_utf8(path: Path) -> bool:
-    return _decodes(path, "utf-8")
 
 
 def _decodes(path: Path, encoding: str) -> bool:

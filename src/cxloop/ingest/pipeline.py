@@ -155,7 +155,7 @@ def _import_file(
             source, store.settings.max_field_bytes, _no_lookup, timezone=store.settings.timezone
         )
         step("check")
-        digest = _sha256(path)
+        digest = raw.sha256 or _sha256(path)
         job = _Job(
             store, conn, workdir, kind, mapping, raw, path, import_id, source, options, digest, started
         )

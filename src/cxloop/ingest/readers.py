@@ -76,6 +76,8 @@ class RawTable:
     encoding: str | None
     structural: list[StructuralReject] = field(default_factory=list)
     locator: LineLocator | None = None
+    sha256: str | None = None  # of the file, when reading it computed it on the way
+    nul_free: bool = False  # the file holds no NUL byte: no value read from it can hold one
 
     def lines_of(self, rows: Sequence[int]) -> dict[int, int]:
         """Map ``__row`` values to the line (or sheet row) a person would look at."""
@@ -139,29 +141,36 @@ def short_error(exc: BaseException, limit: int = 300) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-def _utf8_path(path: Path, options: ReadOptions, workdir: Path) -> tuple[Path, str]:
-    """A UTF-8 version of ``path`` (the file itself when it already is) and the encoding."""
+def _utf8_path(path: Path, options: ReadOptions, workdir: Path) -> tuple[Path, enc.Detected]:
+    """A UTF-8 version of ``path`` (the file itself when it already is) and its encoding."""
     if options.encoding.lower() in ("auto", ""):
         detected = enc.detect(path)
-        encoding = detected.encoding
     else:
-        encoding = options.encoding.lower()
+        detected = enc.Detected(options.encoding.lower(), "named")
         with path.open("rb") as fh:
             enc.refuse_binary(path, fh.read(enc.CHUNK))
+    encoding = detected.encoding
     if encoding in ("utf-8", "utf8", "utf-8-sig"):
         if options.encoding.lower() not in ("auto", ""):
             enc.check_decodes(path, "utf-8-sig")
-        return path, encoding
+        return path, detected
     try:
-        return enc.transcode_to_utf8(path, encoding, workdir / "transcoded.txt"), encoding
+        return enc.transcode_to_utf8(path, encoding, workdir / "transcoded.txt"), detected
     except LookupError:
         raise InputError(f"unknown encoding {options.encoding!r}", file=str(path)) from None
+
+
+def _learnt(raw: RawTable, detected: enc.Detected) -> RawTable:
+    """What detection learnt reading a delimited text file, where values are the file's bytes."""
+    raw.sha256 = detected.sha256
+    raw.nul_free = detected.nul_free
+    return raw
 
 
 def _read_delimited(
     conn: duckdb.DuckDBPyConnection, path: Path, options: ReadOptions, workdir: Path, fmt: str
 ) -> RawTable:
-    text_path, encoding = _utf8_path(path, options, workdir)
+    text_path, detected = _utf8_path(path, options, workdir)
     delimiter = options.delimiter or ("\t" if fmt == "tsv" else None)
     args = [
         literal(str(text_path)),
@@ -190,7 +199,7 @@ def _read_delimited(
             "SELECT line, error_type, error_message, csv_line FROM cx_rejects ORDER BY line"
         ).fetchall()
     ]
-    raw = _describe(conn, "cx_raw", fmt, encoding)
+    raw = _learnt(_describe(conn, "cx_raw", fmt, detected.encoding), detected)
     raw.structural = structural
     raw.locator = LineLocator(
         text_path,
@@ -216,7 +225,7 @@ def _read_whitespace(
     conn: duckdb.DuckDBPyConnection, path: Path, options: ReadOptions, workdir: Path, fmt: str
 ) -> RawTable:
     """Fixed-width-ish text where runs of blanks separate fields (the CDNOW files)."""
-    text_path, encoding = _utf8_path(path, options, workdir)
+    text_path, detected = _utf8_path(path, options, workdir)
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE cx_text_lines AS SELECT line FROM read_csv("
         f"{literal(str(text_path))}, columns = {{'line': 'VARCHAR'}}, header = false, "
@@ -255,7 +264,7 @@ def _read_whitespace(
             f"AND len(parts) <> {width} ORDER BY __line"
         ).fetchall()
     ]
-    raw = _describe(conn, "cx_raw", fmt, encoding, hidden=("__row", "__line"))
+    raw = _learnt(_describe(conn, "cx_raw", fmt, detected.encoding, hidden=("__row", "__line")), detected)
     raw.structural = structural
     raw.locator = LineLocator(
         text_path,
@@ -287,7 +296,7 @@ def _read_parquet(
 def _read_jsonl(
     conn: duckdb.DuckDBPyConnection, path: Path, options: ReadOptions, workdir: Path, fmt: str
 ) -> RawTable:
-    text_path, encoding = _utf8_path(path, options, workdir)
+    text_path, detected = _utf8_path(path, options, workdir)
     # Keys come from DuckDB's reader (over every line); values are taken as the text they are,
     # because the reader would turn "2024-03-05T13:01:22Z" into a naive TIMESTAMP, losing the Z.
     keys = [
@@ -305,7 +314,8 @@ def _read_jsonl(
         f"maximum_object_size = {MAX_LINE_BYTES})"
     )
     conn.execute("CREATE OR REPLACE TEMP VIEW cx_raw AS SELECT rowid + 1 AS __row, * FROM cx_raw_file")
-    raw = _describe(conn, "cx_raw", fmt, encoding)
+    raw = _describe(conn, "cx_raw", fmt, detected.encoding)
+    raw.sha256 = detected.sha256  # not nul_free: JSON writes a NUL as \u0000
     raw.locator = LineLocator.identity()
     return raw
 

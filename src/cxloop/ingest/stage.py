@@ -120,6 +120,7 @@ def _typed_plan(raw: RawTable, entity: Entity, mapping: EntityMapping, ctx: Stag
         raw_name = f"__raw_{f.name}"
         selects += [f"{raw_sql} AS {ident(raw_name)}", f"{typed} AS {ident(f.name)}"]
         hidden.append(raw_name)
+        native = sqlgen.native_column(src, raw.types)
         checks += sqlgen.field_checks(
             f,
             ident(raw_name),
@@ -127,6 +128,8 @@ def _typed_plan(raw: RawTable, entity: Entity, mapping: EntityMapping, ctx: Stag
             required=f.name in required,
             formats=formats,
             max_bytes=ctx.max_field_bytes,
+            text_checks=not (native and sqlgen.is_scalar(native[1])),
+            nul_check=not (raw.nul_free and isinstance(src, Column)),
         )
     replacements, rules = ENTITY_RULES.get(entity.name, _no_rules)(entity, mapping, ctx)
     if entity.keep_extra_columns_in:
