@@ -134,7 +134,8 @@ def finish(stats: pd.DataFrame, estimate: Estimate, keys: list[str]) -> pd.DataF
 def wilson(k: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for k successes in n trials, as fractions (NaN where n = 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = k / n
+        # A "proportion" past 100% (retention with reactivations) gets the interval of 100%.
+        p = np.clip(k / n, 0, 1)
         denom = 1 + z**2 / n
         centre = (p + z**2 / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
