@@ -73,21 +73,24 @@ def _statistics(source: Source, kpi: Kpi, query: Query) -> pd.DataFrame:
 
 
 def _with_change(source: Source, kpi: Kpi, query: Query) -> pd.DataFrame:
-    """Compute one extra period before the range so the first period has a predecessor."""
-    extended = query
+    """Pair each period with the one before it. The period before the first is computed on its
+    own, so the range's periods keep their values (a first period cut by ``start`` stays cut)."""
+    result = _statistics(source, kpi, query)
+    pool = result
     if query.start is not None:
-        extended = _replace(query, start=shift(period_start(query.start, query.grain), query.grain, -1))
-    result = _statistics(source, kpi, extended)
+        first = period_start(query.start, query.grain)
+        prior = _statistics(source, kpi, _replace(query, start=shift(first, query.grain, -1), end=first))
+        if len(prior):
+            pool = pd.concat([prior, result], ignore_index=True) if len(result) else prior
     keys = list(query.by)
-    result["_prev_period"] = [shift(p, query.grain, -1) for p in result["period"].dt.to_pydatetime()]
-    before = result.drop(columns=["_prev_period"]).rename(columns={"period": "_prev_period"})
+    before = pool.rename(columns={"period": "_prev_period"})
+    previous = [shift(p, query.grain, -1) for p in result["period"].dt.to_pydatetime()]
+    result = result.assign(_prev_period=previous)
     paired = result.merge(before, on=["_prev_period", *keys], how="left", suffixes=("", "_before"))
     now = paired[[c for c in result.columns if c != "_prev_period"]]
     then = paired[[f"{c}_before" for c in ("value", "_a", "_b", "_c")]]
     then.columns = ["value", "_a", "_b", "_c"]
     out = _attach_change(kpi, now.copy(), then)
-    if query.start is not None:
-        out = out[out["period"] >= pd.Timestamp(period_start(query.start, query.grain))]
     return _public(out.reset_index(drop=True), query, True)
 
 
