@@ -3,11 +3,13 @@ SLA attainment and reopens. Times are in hours."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ibis.expr.types as ir
 
 from cxloop.metrics.catalogue.common import aggregate, count_if, hours_between, join_on_keys, literal_ts
 from cxloop.metrics.kpi import Direction, Kpi
-from cxloop.metrics.query import CUSTOMER_DIMENSIONS, FACTS, Context
+from cxloop.metrics.query import COHORT, CUSTOMER_DIMENSIONS, FACTS, Context
 from cxloop.metrics.stats import Kind
 
 TABLES = ("tickets",)
@@ -21,17 +23,24 @@ def tickets_opened(ctx: Context) -> ir.Table:
 def complaints_per_1000_orders(ctx: Context) -> ir.Table:
     t = ctx.events("tickets")
     complaints = aggregate(ctx, t, num=count_if(t.is_complaint.fill_null(False)))
-    # Orders split only by what applies to an order (the customer's fields); a ticket category
-    # is measured against all orders of the period.
-    order_keys = ["period", *(d for d in ctx.query.by if d in CUSTOMER_DIMENSIONS or d == "cohort")]
-    o = ctx.events("orders")
+    # Orders are split and filtered only by what applies to an order (the customer's fields and
+    # cohort); a ticket's channel, category, agent or priority is measured against all orders.
+    applies = {*CUSTOMER_DIMENSIONS, COHORT}
+    order_query = replace(
+        ctx.query,
+        by=tuple(d for d in ctx.query.by if d in applies),
+        where={d: v for d, v in ctx.query.where.items() if d in applies},
+    )
+    o = Context(ctx.source, order_query, ctx.fact).events("orders")
+    order_keys = ["period", *order_query.by]
     per_key = o.group_by(order_keys).aggregate(den=o.order_id.nunique())
     return join_on_keys(complaints, per_key, order_keys)
 
 
 def _hours(ctx: Context, until: str) -> ir.Table:
     t = ctx.events("tickets")
-    t = t.filter(t[until].notnull() & (t[until] >= t.opened_at))
+    # A response or resolution after as_of was not known then.
+    t = t.filter(t[until].notnull() & (t[until] >= t.opened_at) & (t[until] <= ctx.query.as_of))
     return t.select(*ctx.keys, x=hours_between(t.opened_at, t[until]))
 
 
@@ -51,7 +60,7 @@ def sla_met(ctx: Context) -> ir.Table:
 
 def reopen_rate(ctx: Context) -> ir.Table:
     t = ctx.events("tickets")
-    t = t.filter(t.resolved_at.notnull())
+    t = t.filter(t.resolved_at.notnull() & (t.resolved_at <= ctx.query.as_of))
     return aggregate(ctx, t, k=count_if(t.reopens.fill_null(0) > 0), n=t.count())
 
 
