@@ -139,7 +139,10 @@ def wilson(k: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarr
         denom = 1 + z**2 / n
         centre = (p + z**2 / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    # At p = 0 (p = 1) the bound is exactly 0 (1); the subtraction leaves rounding noise (5e-15).
+    low = np.where(p <= 0, 0.0, np.clip(centre - half, 0, 1))
+    high = np.where(p >= 1, 1.0, np.clip(centre + half, 0, 1))
+    return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
 
 def nps_interval(p: np.ndarray, d: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
