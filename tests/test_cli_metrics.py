@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import cxloop
 
 from cxloop import Store
 from cxloop.demo_store import load_demo
 from cxloop.metrics import compute, kpis
+from test_cli import cxloop
 
 AS_OF = dt.datetime(2026, 1, 1)
 

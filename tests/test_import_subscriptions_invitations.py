@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from conftest import rows, snapshot, write
-
 from cxloop import Store
 
 
