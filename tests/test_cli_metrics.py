@@ -121,3 +121,26 @@ def test_summary_on_a_terminal_names_the_period(demo_db: Path, tmp_path: Path) -
 
     assert result.returncode == 0
     assert "Summary: 2025-11-01 (month)" in result.stdout and "Net Promoter Score" in result.stdout
+
+
+def test_cohorts_json_is_the_tidy_matrix_and_the_terminal_shows_the_average(
+    demo_db: Path, tmp_path: Path
+) -> None:
+    base = ["--db", str(demo_db), "cohorts", "--from", "2025-06-01", "--as-of", "2026-01-01"]
+    tidy = json.loads(cxloop(*base, "--json", cwd=tmp_path).stdout)
+    shown = cxloop(*base, cwd=tmp_path)
+
+    assert {r["cohort"] for r in tidy} == {f"2025-{m:02d}-01" for m in range(6, 13)}
+    first = [r for r in tidy if r["age"] == 0]
+    assert all(r["retention"] == 100 and r["customers"] == r["cohort_size"] for r in first)
+    assert shown.returncode == 0 and "average" in shown.stdout and "Cohort retention (%)" in shown.stdout
+
+
+def test_rfm_segments_cover_every_scored_customer(demo_db: Path, tmp_path: Path) -> None:
+    base = ["--db", str(demo_db), "rfm", "--as-of", "2026-01-01", "--json"]
+    segments = json.loads(cxloop(*base, cwd=tmp_path).stdout)
+    customers = json.loads(cxloop(*base, "--customers", cwd=tmp_path).stdout)
+
+    assert [s["segment"] for s in segments][:2] == ["Champions", "Loyal"] and len(segments) == 11
+    assert sum(s["customers"] or 0 for s in segments) == len(customers) > 0
+    assert {"customer_id", "recency_days", "frequency", "monetary", "segment"} <= set(customers[0])

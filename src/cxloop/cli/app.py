@@ -87,6 +87,8 @@ def _register() -> None:
     app.command("status")(status.status)
     app.add_typer(metrics.app, name="kpi")
     app.command("summary")(metrics.summary)
+    app.command("cohorts")(metrics.cohorts)
+    app.command("rfm")(metrics.rfm)
 
 
 _register()

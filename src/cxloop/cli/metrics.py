@@ -244,3 +244,107 @@ def summary(
 def _interval(row: dict[str, Any]) -> str:
     low, high = row.get("ci_low"), row.get("ci_high")
     return "" if low is None or high is None else f"{low:,.2f} to {high:,.2f}"
+
+
+def cohorts(
+    ctx: typer.Context,
+    grain: str = grain_option(),
+    start: dt.datetime | None = typer.Option(
+        None, "--from", formats=DATE_FORMATS, help="First cohort to show (its period's first day)."
+    ),
+    end: dt.datetime | None = typer.Option(None, "--to", formats=DATE_FORMATS, help="Cohorts before this."),
+    as_of: dt.datetime | None = as_of_option(),
+    by: list[str] = typer.Option(
+        [], "--by", help="One matrix per customer dimension (segment, region, ...)."
+    ),
+    where: list[str] = typer.Option(
+        [], "--where", help="Keep DIMENSION=VALUE[,VALUE] (repeatable).", metavar="DIM=VALUE"
+    ),
+    revenue: bool = typer.Option(False, "--revenue", help="Show revenue retention instead of customers."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the tidy matrix: one object per cohort and age."
+    ),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the tidy matrix as CSV."),
+) -> None:
+    """The cohort retention matrix: share of each cohort buying again k periods later."""
+    from cxloop.metrics import average_curve, cohorts
+
+    with reporting_errors():
+        with opened(ctx) as source:
+            matrix = cohorts(
+                source,
+                grain=grain,
+                start=start,
+                end=end,
+                as_of=as_of,
+                by=split_by(by),
+                where=parse_where(where),
+            )
+        if as_json or as_csv:
+            print_rows(records(matrix), title="Cohorts", as_json=as_json, as_csv=as_csv)
+            return
+        if matrix.empty:
+            stdout().print("Cohorts: no purchases in this range.")
+            return
+        measure = "revenue_retention" if revenue else "retention"
+        dims = split_by(by)
+        curve = average_curve(matrix)
+        what = "revenue retention" if revenue else "retention"
+        groups = matrix.groupby(dims, dropna=False) if dims else [((), matrix)]
+        for key, part in groups:
+            values = key if isinstance(key, tuple) else (key,)
+            mine = curve
+            for dim, value in zip(dims, values, strict=True):
+                mine = mine[mine[dim] == value]
+            label = ", ".join(f"{d}={v}" for d, v in zip(dims, values, strict=True))
+            title = f"Cohort {what} (%) by {grain} since the first purchase" + (f": {label}" if label else "")
+            print_rows(_matrix_rows(part, mine, measure), title=title)
+
+
+def _matrix_rows(matrix: pd.DataFrame, curve: pd.DataFrame, measure: str) -> list[dict[str, Any]]:
+    """One row per cohort with a column per age, then the average curve."""
+    rows: list[dict[str, Any]] = []
+    for cohort, cells in matrix.groupby("cohort", sort=True):
+        row: dict[str, Any] = {"cohort": cohort, "customers": int(cells["cohort_size"].iloc[0])}
+        row.update({str(int(a)): _percent(v) for a, v in zip(cells["age"], cells[measure], strict=True)})
+        rows.append(row)
+    average: dict[str, Any] = {"cohort": "average", "customers": sum(r["customers"] for r in rows)}
+    average.update({str(int(a)): _percent(v) for a, v in zip(curve["age"], curve[measure], strict=True)})
+    ages = [str(a) for a in sorted(int(a) for a in curve["age"])]
+    return [
+        {"cohort": r["cohort"], "customers": r["customers"], **{a: r.get(a, "") for a in ages}}
+        for r in [*rows, average]
+    ]
+
+
+def _percent(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "" if math.isnan(number) else f"{number:.1f}"
+
+
+def rfm(
+    ctx: typer.Context,
+    as_of: dt.datetime | None = as_of_option(),
+    lookback_days: int | None = typer.Option(
+        None, "--lookback-days", min=1, help="Only purchases in this many days before as of."
+    ),
+    customers: bool = typer.Option(
+        False, "--customers", help="One row per customer (scores and segment) instead of the segments."
+    ),
+    as_json: bool = json_option(),
+    as_csv: bool = csv_option(),
+) -> None:
+    """RFM: recency, frequency and monetary quintiles, and the named segments they make."""
+    from cxloop.metrics import rfm, rfm_segments
+
+    with reporting_errors():
+        with opened(ctx) as source:
+            table = rfm(source, as_of=as_of, lookback_days=lookback_days)
+        if customers:
+            print_rows(records(table), title="RFM by customer", as_json=as_json, as_csv=as_csv)
+            return
+        segments = records(rfm_segments(table))
+        show_rows(segments, title=f"RFM segments ({len(table):,} customers)", as_json=as_json, as_csv=as_csv)
