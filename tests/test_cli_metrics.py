@@ -144,3 +144,12 @@ def test_rfm_segments_cover_every_scored_customer(demo_db: Path, tmp_path: Path)
     assert [s["segment"] for s in segments][:2] == ["Champions", "Loyal"] and len(segments) == 11
     assert sum(s["customers"] or 0 for s in segments) == len(customers) > 0
     assert {"customer_id", "recency_days", "frequency", "monetary", "segment"} <= set(customers[0])
+
+
+def test_the_kpis_file_setting_adds_the_business_own_kpis(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "kpis.toml"
+
+    listed = cxloop("kpi", "list", "--json", cwd=tmp_path, env={"CXLOOP_KPIS_FILE": str(example)})
+
+    custom = [k["id"] for k in json.loads(listed.stdout) if k["custom"]]
+    assert "electronics_revenue" in custom

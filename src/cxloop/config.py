@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     import_memory_limit: str = Field(
         default="1GB", description="DuckDB memory limit while importing; larger work spills to disk"
     )
+    kpis_file: Path | None = Field(
+        default=None, description="A TOML file of the business's own KPIs (docs/metrics.md)"
+    )
     max_field_bytes: int = Field(
         default=1_000_000, description="Longest accepted text field; longer values are rejected"
     )

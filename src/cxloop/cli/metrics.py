@@ -26,7 +26,11 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 
 def kpis_file_option() -> Any:
     return typer.Option(
-        None, "--kpis", help="A TOML file of your own KPIs (docs/metrics.md).", metavar="FILE", exists=True
+        None,
+        "--kpis",
+        help="A TOML file of your own KPIs (docs/metrics.md; default: $CXLOOP_KPIS_FILE).",
+        metavar="FILE",
+        exists=True,
     )
 
 

@@ -29,8 +29,11 @@ def as_source(data: Store | Source) -> Iterator[Source]:
 
 
 def kpis(custom_file: str | Path | None = None) -> Registry:
-    """The KPI registry: the built-in KPIs, plus those in ``custom_file`` (TOML)."""
-    return Registry.load(custom_file)
+    """The KPI registry: the built-in KPIs, plus those in ``custom_file`` (TOML; default: the
+    ``CXLOOP_KPIS_FILE`` setting, if set)."""
+    from cxloop.config import load_settings
+
+    return Registry.load(custom_file or load_settings().kpis_file)
 
 
 def compute(
