@@ -342,11 +342,11 @@ HAND: dict[str, list[Case]] = {
         split("agent", MAR, {"a1": 3, "a2": 2}),  # T1 T3 T5 | T2 T4
     ],
     "complaints_per_1000_orders": [
-        # Orders placed (every order, the return-only R1 and R2 and the guests' included):
-        # February O5 O6 R1, March O7 O12 R2, April O9 O8 O10 O14. Complaints: T7, T2.
-        monthly({FEB: (1000 * 1 / 3, 3), MAR: (1000 * 1 / 3, 3), APR: (1000 * 0 / 4, 4)}),
+        # Purchase orders placed (the guests' included, the return-only R1 and R2 not):
+        # February O5 O6, March O7 O12, April O9 O8 O10 O14. Complaints: T7, T2.
+        monthly({FEB: (1000 * 1 / 2, 2), MAR: (1000 * 1 / 2, 2), APR: (1000 * 0 / 4, 4)}),
         # A ticket category is measured against all the month's orders.
-        split("category", MAR, {"billing": (0, 3), "delivery": (1000 * 1 / 3, 3)}),
+        split("category", MAR, {"billing": (0, 2), "delivery": (1000 * 1 / 2, 2)}),
     ],
     # Hours to the first response: T7 3 (Feb); T1 1, T2 2, T3 4, T4 8, T5 none (Mar); T8 1 (Apr).
     # Quantiles interpolate linearly: the p-quantile of x1 <= ... <= xn is at position (n - 1) p.
@@ -444,7 +444,7 @@ def test_intervals_are_the_documented_ones(shop: Source) -> None:
 
     rate = row(kpi(shop, "complaints_per_1000_orders", start=START), MAR)
     garwood = (st.chi2.ppf(0.025, 2) / 2, st.chi2.ppf(0.975, 4) / 2)  # one complaint
-    assert (rate["ci_low"], rate["ci_high"]) == pytest.approx((1000 * garwood[0] / 3, 1000 * garwood[1] / 3))
+    assert (rate["ci_low"], rate["ci_high"]) == pytest.approx((1000 * garwood[0] / 2, 1000 * garwood[1] / 2))
 
     churn = row(kpi(shop, "churn_rate", start=START), MAR)  # 0 of 3
     assert churn["ci_low"] == 0 and churn["ci_high"] == pytest.approx(100 * Z**2 / (3 + Z**2))
@@ -493,9 +493,9 @@ def test_where_keeps_rows_with_the_given_dimension_values(shop: Source) -> None:
     assert acquired == approx({(JAN,): 1, (FEB,): 2, (MAR,): 2, (APR,): 3})  # c1, c3, c7
     # A ticket dimension filters the complaints; the orders stay all the month's orders.
     phone = values(kpi(shop, "complaints_per_1000_orders", start=START, where={"channel": "phone"}))
-    assert phone == approx({(MAR,): 1000 * 1 / 3})
+    assert phone == approx({(MAR,): 1000 * 1 / 2})
     delivery_tickets = kpi(shop, "complaints_per_1000_orders", start=START, where={"category": "delivery"})
-    assert values(delivery_tickets) == approx({(FEB,): 1000 * 1 / 3, (MAR,): 1000 * 1 / 3, (APR,): 0})
+    assert values(delivery_tickets) == approx({(FEB,): 1000 * 1 / 2, (MAR,): 1000 * 1 / 2, (APR,): 0})
     rival = values(kpi(shop, "average_rating", start=START, where={"brand": "rival"}))
     assert rival == approx({(MAR,): (3 + 5) / 2, (APR,): 4})
 

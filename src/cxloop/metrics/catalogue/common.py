@@ -31,7 +31,8 @@ def join_on_keys(left: ir.Table, right: ir.Table, keys: list[str]) -> ir.Table:
     """Left join ``right`` (aggregated by a subset of ``keys``) onto ``left`` by those keys."""
     shared = [k for k in keys if k in right.columns]
     renamed = right.rename({f"_r_{k}": k for k in shared})
-    joined = left.left_join(renamed, [left[k] == renamed[f"_r_{k}"] for k in shared])
+    # NULL matches NULL: tickets without a customer meet the orders without one (guests).
+    joined = left.left_join(renamed, [left[k].identical_to(renamed[f"_r_{k}"]) for k in shared])
     return joined.drop(*(f"_r_{k}" for k in shared))
 
 

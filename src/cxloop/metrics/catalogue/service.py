@@ -31,9 +31,11 @@ def complaints_per_1000_orders(ctx: Context) -> ir.Table:
         by=tuple(d for d in ctx.query.by if d in applies),
         where={d: v for d, v in ctx.query.where.items() if d in applies},
     )
-    o = Context(ctx.source, order_query, ctx.fact).events("orders")
+    # Purchase orders, as the `orders` KPI counts them: a return-only order is not an order placed.
+    lines = Context(ctx.source, order_query, ctx.fact).events("purchases")
+    lines = lines.filter(lines.quantity > 0)
     order_keys = ["period", *order_query.by]
-    per_key = o.group_by(order_keys).aggregate(den=o.order_id.nunique())
+    per_key = lines.group_by(order_keys).aggregate(den=lines.order_id.nunique())
     return join_on_keys(complaints, per_key, order_keys)
 
 
@@ -83,7 +85,7 @@ KPIS = [
     _kpi("tickets_opened", "Tickets opened", "tickets opened in the period", "tickets",
          Direction.NEUTRAL, Kind.COUNT, tickets_opened),
     _kpi("complaints_per_1000_orders", "Complaints per 1,000 orders",
-         "1,000 x tickets marked as complaints / orders placed in the period", "per 1,000 orders",
+         "1,000 x tickets marked as complaints / purchase orders placed in the period", "per 1,000 orders",
          Direction.DOWN, Kind.RATE, complaints_per_1000_orders, per=1000.0),
     _quantile("first_response_median", "First response time (median)", 0.5, "first_response_at",
               "the first response"),

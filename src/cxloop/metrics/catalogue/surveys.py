@@ -107,7 +107,8 @@ KPIS = [
     _kpi(
         "csat",
         "CSAT (% satisfied)",
-        "% of CSAT answers in the top two boxes of their scale (the top box on a 3-point scale)",
+        "% of CSAT answers in the top two boxes of their scale on scales of 5 points or more "
+        "(4-5 of 5); the top box alone on shorter scales (3 of 1-3, 4 of 1-4)",
         "%",
         Direction.UP,
         Kind.PROPORTION,
