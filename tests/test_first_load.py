@@ -285,3 +285,23 @@ def test_blank_values_are_found_without_trimming_every_value() -> None:
     got = conn.execute(f"SELECT v, {sqlgen.blank('v')}, NULLIF(trim(v), '') FROM t").fetchall()
     assert [(v, fast) for v, fast, _ in got] == [(v, slow) for v, _, slow in got]
     assert sqlgen.blank("trim(v)") == "NULLIF(trim(trim(v)), '')"  # expressions are evaluated once
+
+
+@pytest.mark.postgres
+def test_a_fast_postgresql_load_keeps_its_primary_keys(pg_schema_url: str, tmp_path: Path) -> None:
+    store = Store.open(pg_schema_url)
+    try:
+        _import(
+            store, "order-lines", write(tmp_path / "l.csv", LINES), tmp_path / "rej", fast=True, maps=LINE_MAP
+        )
+        keys = rows(
+            store,
+            "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'p' AND conrelid::regclass::text IN ('order_lines', 'orders') ORDER BY 1",
+        )
+        assert keys == [
+            ("order_lines", "PRIMARY KEY (order_id, line_no)"),
+            ("orders", "PRIMARY KEY (order_id)"),
+        ]
+    finally:
+        store.close()
