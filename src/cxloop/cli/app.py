@@ -77,7 +77,7 @@ def state(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from cxloop.cli import db, demo, importing, metrics, presets, status
+    from cxloop.cli import db, demo, importing, metrics, presets, serve, status, users
 
     app.add_typer(db.app, name="db")
     app.add_typer(importing.app, name="import")
@@ -89,6 +89,9 @@ def _register() -> None:
     app.command("summary")(metrics.summary)
     app.command("cohorts")(metrics.cohorts)
     app.command("rfm")(metrics.rfm)
+    app.command("serve")(serve.serve)
+    app.add_typer(users.app, name="users")
+    app.add_typer(users.tokens_app, name="tokens")
 
 
 _register()

@@ -226,3 +226,56 @@ DATA_TABLES = (
     subscriptions,
     survey_invitations,
 )
+
+# Accounts of the web application (migration 0003). Secrets are never stored: passwords as Argon2
+# hashes, session and API tokens as SHA-256 digests of high-entropy random tokens.
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False, unique=True, comment="Lower-cased"),
+    sa.Column("password_hash", sa.Text, nullable=False, comment="Argon2id, never the password"),
+    sa.Column("role", sa.Text, nullable=False, comment="admin | manager | analyst | agent | viewer"),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_login_at", sa.DateTime),
+    comment="People who sign in to the web application",
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True, comment="SHA-256 of the cookie's token"),
+    sa.Column("user_id", sa.Text, nullable=False, index=True),
+    sa.Column("csrf_token", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.Column("last_seen_at", sa.DateTime, nullable=False),
+    comment="Signed-in browsers; a row deleted is a session ended",
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True, comment="SHA-256 of the token"),
+    sa.Column("name", sa.Text),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False, comment="At most the user's own capabilities"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_used_at", sa.DateTime),
+    sa.Column("revoked_at", sa.DateTime),
+    comment="Bearer tokens for scripts, scoped to a role",
+)
+
+login_attempts = sa.Table(
+    "login_attempts",
+    metadata,
+    sa.Column("key", sa.Text, nullable=False, comment="email:<address> or ip:<address>"),
+    sa.Column("attempted_at", sa.DateTime, nullable=False),
+    sa.Index("ix_login_attempts_key_attempted_at", "key", "attempted_at"),
+    comment="Failed sign-ins in the recent window, shared by every server process",
+)
+
+ACCOUNT_TABLES = (users, sessions, api_tokens, login_attempts)

@@ -1,0 +1,86 @@
+"""The application factory: one FastAPI app over one store, with nothing global.
+
+``create_app(store, settings)`` wires the routers, the error handlers, the security headers and the
+static files, and keeps the store, settings and clock on ``app.state`` for the dependencies in
+:mod:`cxloop.web.deps`. ``app_from_environment`` is the factory uvicorn calls in each worker
+process (``cxloop serve --workers N`` on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from cxloop import __version__
+from cxloop.config import Settings
+from cxloop.store.store import Store
+from cxloop.web import api, errors, pages
+from cxloop.web.accounts import utcnow
+from cxloop.web.auth import declare_public_mount
+from cxloop.web.deps import Clock
+from cxloop.web.roles import Capability
+from cxloop.web.security import SecurityHeadersMiddleware
+from cxloop.web.settings import web_settings
+from cxloop.web.templating import add_nav, make_templates
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    """The web application over ``store``.
+
+    ``clock`` returns now as naive UTC (the default reads the system clock); tests pass their own.
+    The caller owns ``store`` and closes it.
+    """
+    web = web_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if getattr(app.state, "owns_store", False):
+            app.state.store.close()
+
+    app = FastAPI(
+        title="cxloop",
+        version=__version__,
+        summary="Measure customer relationships and improve them continuously.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.settings = web
+    app.state.clock = clock or utcnow
+    app.state.templates = make_templates()
+    add_nav(app, "Home", "/")
+    add_nav(app, "Users", "/admin/users", Capability.USERS_MANAGE)
+
+    errors.install(app)
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    app.include_router(api.system)
+    declare_public_mount(app, "/static", StaticFiles(directory=STATIC), name="static")
+
+    app.add_middleware(SecurityHeadersMiddleware)
+    if web.trusted_proxies.strip():
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        trusted = [h.strip() for h in web.trusted_proxies.split(",") if h.strip()]
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Build the app from ``CXLOOP_*`` variables (uvicorn's factory mode, one call per worker)."""
+    from cxloop.web.settings import load_web_settings
+    from cxloop.web.storage import open_server_store
+
+    settings = load_web_settings()
+    app = create_app(open_server_store(settings.database_url, settings), settings)
+    app.state.owns_store = True
+    return app

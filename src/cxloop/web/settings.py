@@ -1,0 +1,73 @@
+"""The web server's settings: ``Settings`` plus the knobs only the server needs.
+
+Read from ``CXLOOP_*`` environment variables like every other setting. There is no secret to
+configure: sessions are kept server-side, so no signing key exists that could be left at a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field, ValidationError
+
+from cxloop.config import Settings
+from cxloop.errors import ConfigError
+from cxloop.web.sessions import LoginLimits, SessionPolicy
+
+
+class WebSettings(Settings):
+    """Typed web settings (``CXLOOP_SECURE_COOKIES``, ``CXLOOP_TRUSTED_PROXIES``, ...)."""
+
+    secure_cookies: bool = Field(
+        default=False,
+        description="Always mark cookies Secure (set it when users reach the server over HTTPS)",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses of reverse proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto headers are believed ('*' for any); empty: none"
+        ),
+    )
+    session_hours: float = Field(default=12, gt=0, description="A session ends this long after sign-in")
+    session_idle_minutes: float = Field(
+        default=120, gt=0, description="A session ends after this long without a request"
+    )
+    login_failures_per_email: int = Field(
+        default=5, ge=1, description="Failed sign-ins allowed per email within the window"
+    )
+    login_failures_per_ip: int = Field(
+        default=20, ge=1, description="Failed sign-ins allowed per client address within the window"
+    )
+    login_window_minutes: float = Field(default=15, gt=0, description="The rate-limiting window")
+
+    def login_limits(self) -> LoginLimits:
+        return LoginLimits(
+            per_email=self.login_failures_per_email,
+            per_ip=self.login_failures_per_ip,
+            window=dt.timedelta(minutes=self.login_window_minutes),
+        )
+
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy(
+            lifetime=dt.timedelta(hours=self.session_hours),
+            idle=dt.timedelta(minutes=self.session_idle_minutes),
+        )
+
+
+def load_web_settings(**overrides: object) -> WebSettings:
+    """Web settings from the environment, with ``overrides`` winning; a bad value is a ConfigError."""
+    try:
+        return WebSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CXLOOP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid web settings: {problems}") from None
+
+
+def web_settings(settings: Settings) -> WebSettings:
+    """``settings`` as :class:`WebSettings`: web fields from the environment where not given."""
+    if isinstance(settings, WebSettings):
+        return settings
+    return load_web_settings(**settings.model_dump())
