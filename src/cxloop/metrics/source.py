@@ -66,8 +66,10 @@ class Source:
 def to_pandas(expr: ir.Table) -> pd.DataFrame:
     """Run an Ibis expression and fetch its result as a pandas DataFrame."""
     with warnings.catch_warnings():
-        # Ibis 12 reads a pandas option that pandas 3.1 deprecated; harmless, and not ours to fix.
+        # Ibis 12 and pyspark 4.0 use pandas options and keywords that pandas 3 deprecated
+        # (future.infer_string, copy=): harmless today, and not ours to fix.
         warnings.filterwarnings("ignore", message=".*future.infer_string.*")
+        warnings.filterwarnings("ignore", message="The copy keyword is deprecated")
         return expr.to_pandas()
 
 
