@@ -35,6 +35,11 @@ def customer_states(ctx: Context) -> ir.Table:
 
     lines = ctx.purchase_lines()
     bought = lines.filter((lines.quantity > 0) & lines.customer_id.notnull())
+    if len(frame):
+        # Only purchases from the earliest window on can make anyone active at a boundary; without
+        # this bound the engine de-duplicates the whole purchase history (twice) for each query.
+        earliest = frame["start_from"].min().to_pydatetime()
+        bought = bought.filter(bought.ordered_at >= ibis.literal(earliest, type="timestamp"))
     bought = bought.select("customer_id", ts=bought.ordered_at).distinct()
 
     def active(lower: str, upper: str, flags: tuple[int, int, int]) -> ir.Table:
