@@ -60,26 +60,10 @@ def opened(ctx: typer.Context) -> Iterator[Source]:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain Python values: NaN and NaT become None, numpy scalars Python numbers."""
-    out = []
-    for row in frame.to_dict(orient="records"):
-        out.append({str(k): _plain(v) for k, v in row.items()})
-    return out
+    """Rows as plain Python values (:func:`cxloop.metrics.frames.records`, shared with the API)."""
+    from cxloop.metrics.frames import records as plain_records
 
-
-def _plain(value: Any) -> Any:
-    import pandas as pd
-
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-        return None if isinstance(value, float) and math.isnan(value) else value
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    return value
+    return plain_records(frame)
 
 
 def for_terminal(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

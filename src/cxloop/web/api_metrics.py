@@ -1,0 +1,450 @@
+"""The metrics API (``/api/v1``): KPIs, their values, the summary, cohorts and RFM.
+
+Every route is a thin shell over :mod:`cxloop.metrics`: it parses the query parameters the CLI
+takes, computes on the store's own connection (``store_source`` per request, in the worker thread
+FastAPI runs sync routes in) and returns :func:`cxloop.metrics.frames.records` — the same rows as
+the CLI's ``--json``. Aggregates need ``dashboards.read``; customer-level rows need ``data.read``.
+
+Parameters the metrics layer refuses (an unknown grain or dimension, a malformed ``where``) are
+422 problems naming the parameter, shaped like FastAPI's own validation errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from cxloop.errors import ConfigError
+from cxloop.metrics.api import compute
+from cxloop.metrics.api import summary as headline
+from cxloop.metrics.cohorts import average_curve, cohorts
+from cxloop.metrics.frames import records
+from cxloop.metrics.grains import Grain
+from cxloop.metrics.kpi import Kpi
+from cxloop.metrics.query import FACTS, Options
+from cxloop.metrics.registry import Registry
+from cxloop.metrics.rfm import SEGMENTS, rfm
+from cxloop.metrics.rfm import rfm_segments as segments
+from cxloop.metrics.source import Source, store_source
+from cxloop.store.store import Store
+from cxloop.web.auth import require
+from cxloop.web.deps import ClockDep, SettingsDep, StoreDep
+from cxloop.web.errors import Problem, problem_responses
+from cxloop.web.roles import Capability
+
+router = APIRouter(prefix="/api/v1", tags=["metrics"])
+
+AGGREGATES = [Depends(require(Capability.DASHBOARDS_READ))]
+ROWS = [Depends(require(Capability.DATA_READ))]
+
+# -- parameters --------------------------------------------------------------------------------
+
+GrainQuery = Annotated[Grain, Query(description="day, week, month, quarter, year or all")]
+AsOf = Annotated[
+    dt.datetime | None,
+    Query(
+        description="Compute as of this moment, UTC (ISO 8601; default: now)",
+        examples=["2026-01-01"],
+    ),
+]
+Start = Annotated[dt.datetime | None, Query(description="First day, inclusive (ISO 8601)")]
+End = Annotated[dt.datetime | None, Query(description="End, exclusive (default: as_of)")]
+By = Annotated[
+    list[str],
+    Query(description="Break down by a dimension (repeat, or comma-separate)", examples=[["segment"]]),
+]
+Where = Annotated[
+    list[str],
+    Query(
+        description="Keep rows whose DIMENSION is one of the values: `dim:value[,value]` (repeatable)",
+        examples=[["segment:smb"]],
+    ),
+]
+ActiveDays = Annotated[int, Query(ge=1, description="A customer is active with a purchase in this many days")]
+LookbackDays = Annotated[int | None, Query(ge=1, description="Only purchases in this many days before as_of")]
+
+
+def invalid(param: str, message: str) -> Problem:
+    """A 422 problem naming one query parameter, shaped like FastAPI's validation errors."""
+    return Problem(
+        422,
+        detail=f"query.{param}: {message}",
+        errors=[{"loc": ["query", param], "msg": message, "type": "value_error"}],
+    )
+
+
+def split_by(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def parse_where(values: list[str]) -> dict[str, list[str]]:
+    """``segment:smb,mid`` (or the CLI's ``segment=smb,mid``) into ``{"segment": ["smb", "mid"]}``."""
+    where: dict[str, list[str]] = {}
+    for item in values:
+        colon, equals = item.find(":"), item.find("=")
+        cut = min(i for i in (colon, equals, len(item)) if i >= 0)
+        name, value = item[:cut].strip(), item[cut + 1 :]
+        if cut == len(item) or not name:
+            raise invalid("where", f"{item!r} is not DIMENSION:VALUE")
+        where.setdefault(name, []).extend(v.strip() for v in value.split(","))
+    return where
+
+
+def check_dimensions(allowed: list[str], by: list[str], where: dict[str, list[str]]) -> None:
+    for param, names in (("by", by), ("where", list(where))):
+        for name in names:
+            if name not in allowed:
+                raise invalid(
+                    param, f"dimension {name!r} does not apply here; choose from {', '.join(allowed)}"
+                )
+
+
+def naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """The store keeps naive UTC: an aware moment is converted, a naive one taken as UTC."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def as_of_or_now(as_of: dt.datetime | None, clock: Callable[[], dt.datetime]) -> dt.datetime:
+    return naive_utc(as_of) or clock()
+
+
+@contextmanager
+def source_of(store: Store) -> Iterator[Source]:
+    """The store as a metrics source; a refusal of the metrics layer becomes a 422 problem."""
+    try:
+        with store_source(store) as source:
+            yield source
+    except ConfigError as exc:
+        raise Problem(422, detail=str(exc)) from None
+
+
+def registry(settings: SettingsDep) -> Registry:
+    try:
+        return Registry.load(settings.kpis_file)
+    except ConfigError as exc:  # the business's own KPIs file is broken: the server's fault
+        raise Problem(500, detail=f"the KPIs file cannot be read: {exc}") from None
+
+
+RegistryDep = Annotated[Registry, Depends(registry)]
+
+
+def kpi_or_404(kpis: Registry, kpi_id: str) -> Kpi:
+    try:
+        return kpis.get(kpi_id)
+    except ConfigError as exc:
+        ids = [k.id for k in kpis]
+        close = difflib.get_close_matches(kpi_id.lower(), ids, n=3, cutoff=0.6)
+        close += [k for k in ids if kpi_id.lower() in k and k not in close]
+        raise Problem(404, detail=str(exc), kpi=kpi_id, did_you_mean=close) from None
+
+
+# -- models (for the schema and its examples) ----------------------------------------------------
+
+
+class KpiDefinition(BaseModel):
+    """A KPI as data: what it means, in which unit, which way is good (``cxloop kpi list --json``)."""
+
+    id: str = Field(examples=["nps"])
+    name: str = Field(examples=["Net Promoter Score"])
+    group: str = Field(examples=["surveys"])
+    formula: str = Field(
+        examples=["% promoters (9-10) minus % detractors (0-6), over answers to 0-10 NPS questions"]
+    )
+    unit: str = Field(examples=["points"])
+    direction: str = Field(description="up, down or neutral: which way is better", examples=["up"])
+    tables: list[str] = Field(examples=[["survey_responses"]])
+    default_grain: str = Field(examples=["month"])
+    kind: str = Field(examples=["nps"])
+    ci_method: str = Field(examples=["adjusted Wald for NPS (add 3 answers: 3/4 promoter, 3/4 detractor)"])
+    dimensions: list[str] = Field(examples=[["segment", "region", "touchpoint"]])
+    custom: bool = Field(description="defined in the business's own KPIs file", examples=[False])
+
+
+VALUES_EXAMPLE = [
+    {
+        "period": "2025-12-01",
+        "segment": "smb",
+        "value": 31.4,
+        "n": 172,
+        "ci_low": 19.2,
+        "ci_high": 43.1,
+        "warning": None,
+        "previous": 27.0,
+        "change": 4.4,
+        "p_value": 0.61,
+        "significant": False,
+    }
+]
+SUMMARY_EXAMPLE = [
+    {
+        "kpi": "nps",
+        "name": "Net Promoter Score",
+        "unit": "points",
+        "direction": "up",
+        "period": "2025-12-01",
+        "value": 29.8,
+        "n": 540,
+        "ci_low": 23.1,
+        "ci_high": 36.2,
+        "warning": None,
+        "previous": 24.5,
+        "change": 5.3,
+        "p_value": 0.27,
+        "significant": False,
+        "verdict": "steady",
+    }
+]
+
+
+def example(value: Any, description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "content": {"application/json": {"example": value}}}}
+
+
+class Cohorts(BaseModel):
+    """The cohort matrix, tidy (one cell per cohort, breakdown value and age), and its average curve."""
+
+    cells: list[dict[str, Any]] = Field(
+        examples=[
+            [
+                {
+                    "cohort": "2025-06-01T00:00:00",
+                    "age": 1,
+                    "period": "2025-07-01T00:00:00",
+                    "cohort_size": 41,
+                    "customers": 9,
+                    "retention": 21.95,
+                    "revenue": 1834.5,
+                    "revenue_retention": 38.2,
+                    "complete": True,
+                }
+            ]
+        ]
+    )
+    average: list[dict[str, Any]] = Field(
+        examples=[
+            [
+                {
+                    "age": 1,
+                    "cohorts": 6,
+                    "cohort_size": 240,
+                    "retention": 20.4,
+                    "revenue_retention": 35.9,
+                }
+            ]
+        ]
+    )
+
+
+class RfmSegment(BaseModel):
+    """One RFM segment: its customers and their revenue (``cxloop rfm --json``)."""
+
+    segment: str = Field(examples=["Champions"])
+    customers: int = Field(examples=[38])
+    share: float | None = Field(description="% of scored customers", examples=[14.2])
+    revenue: float = Field(examples=[48210.5])
+    revenue_share: float | None = Field(description="% of their net revenue", examples=[41.7])
+    avg_recency_days: float | None = Field(examples=[12.4])
+    avg_frequency: float | None = Field(examples=[7.1])
+    avg_monetary: float | None = Field(examples=[1268.7])
+
+
+class RfmCustomer(BaseModel):
+    """One customer's RFM values, scores (1-5, 5 best) and segment."""
+
+    customer_id: str = Field(examples=["C00042"])
+    recency_days: int = Field(examples=[9])
+    frequency: int = Field(examples=[6])
+    monetary: float = Field(examples=[912.4])
+    r_score: int = Field(examples=[5])
+    f_score: int = Field(examples=[4])
+    m_score: int = Field(examples=[4])
+    fm_score: int = Field(examples=[4])
+    segment: str = Field(examples=["Champions"])
+
+
+class RfmCustomers(BaseModel):
+    """One page of customers, by customer id."""
+
+    items: list[RfmCustomer]
+    total: int = Field(description="customers matching, on every page", examples=[268])
+    limit: int = Field(examples=[100])
+    offset: int = Field(examples=[0])
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+@router.get("/kpis", dependencies=AGGREGATES, responses=problem_responses(401, 403))
+def list_kpis(kpis: RegistryDep) -> list[KpiDefinition]:
+    """Every KPI as data, in catalogue order (what `cxloop kpi list --json` prints)."""
+    return [KpiDefinition(**k.describe()) for k in kpis]
+
+
+@router.get("/kpis/{kpi_id}", dependencies=AGGREGATES, responses=problem_responses(401, 403, 404))
+def kpi_definition(kpi_id: str, kpis: RegistryDep) -> KpiDefinition:
+    """One KPI's definition; an unknown id is a 404 naming the close matches."""
+    return KpiDefinition(**kpi_or_404(kpis, kpi_id).describe())
+
+
+@router.get(
+    "/kpis/{kpi_id}/values",
+    dependencies=AGGREGATES,
+    responses={
+        **example(VALUES_EXAMPLE, "One row per period and breakdown value"),
+        **problem_responses(401, 403, 404, 422),
+    },
+)
+def kpi_values(
+    kpi_id: str,
+    store: StoreDep,
+    kpis: RegistryDep,
+    clock: ClockDep,
+    grain: GrainQuery = Grain.MONTH,
+    by: By = [],  # noqa: B006 - FastAPI copies defaults
+    where: Where = [],  # noqa: B006
+    start: Start = None,
+    end: End = None,
+    as_of: AsOf = None,
+    change: Annotated[
+        bool, Query(description="Add the previous period, the change and its significance")
+    ] = False,
+    active_days: ActiveDays = 90,
+    min_n: Annotated[int, Query(ge=1, description="Warn when a rate rests on fewer observations")] = 30,
+) -> list[dict[str, Any]]:
+    """One KPI per period (and breakdown): value, n, 95% interval and warning — the rows of
+    `cxloop kpi show ID --json` with the same parameters. Not paginated: the rows are bounded by
+    periods × breakdown values."""
+    definition = kpi_or_404(kpis, kpi_id)
+    dims, filters = split_by(by), parse_where(where)
+    check_dimensions(definition.dimensions, dims, filters)
+    with source_of(store) as source:
+        frame = compute(
+            source,
+            definition,
+            grain=grain,
+            by=dims,
+            where=filters,
+            start=naive_utc(start),
+            end=naive_utc(end),
+            as_of=as_of_or_now(as_of, clock),
+            change=change,
+            options=Options(active_days=active_days, min_n=min_n),
+        )
+    return records(frame)
+
+
+@router.get(
+    "/summary",
+    dependencies=AGGREGATES,
+    responses={
+        **example(SUMMARY_EXAMPLE, "One row per headline KPI"),
+        **problem_responses(401, 403, 404, 422),
+    },
+)
+def summary(
+    store: StoreDep,
+    settings: SettingsDep,
+    kpis: RegistryDep,
+    clock: ClockDep,
+    grain: GrainQuery = Grain.MONTH,
+    as_of: AsOf = None,
+    kpi: Annotated[
+        list[str], Query(description="Only these KPIs (repeat, or comma-separate; default: the headline)")
+    ] = [],  # noqa: B006
+    active_days: ActiveDays = 90,
+) -> list[dict[str, Any]]:
+    """Headline KPIs for the last complete period against the one before (`cxloop summary --json`)."""
+    if grain is Grain.ALL:
+        raise invalid("grain", "the summary compares periods: day, week, month, quarter or year")
+    ids = split_by(kpi)
+    for kpi_id in ids:
+        kpi_or_404(kpis, kpi_id)
+    with source_of(store) as source:
+        frame = headline(
+            source,
+            as_of=as_of_or_now(as_of, clock),
+            grain=grain,
+            kpi_ids=ids or None,
+            options=Options(active_days=active_days),
+            custom_file=settings.kpis_file,
+        )
+    return records(frame)
+
+
+@router.get("/cohorts", dependencies=AGGREGATES, responses=problem_responses(401, 403, 422))
+def cohort_matrix(
+    store: StoreDep,
+    clock: ClockDep,
+    grain: GrainQuery = Grain.MONTH,
+    start: Annotated[
+        dt.datetime | None, Query(description="First cohort to show (its period's first day)")
+    ] = None,
+    end: Annotated[dt.datetime | None, Query(description="Cohorts before this")] = None,
+    as_of: AsOf = None,
+    by: Annotated[
+        list[str], Query(description="One matrix per customer dimension (segment, region, ...)")
+    ] = [],  # noqa: B006
+    where: Where = [],  # noqa: B006
+) -> Cohorts:
+    """The cohort retention matrix (`cxloop cohorts --json`) and its average curve."""
+    if grain is Grain.ALL:
+        raise invalid("grain", "cohorts need a grain with periods: day, week, month, quarter or year")
+    dims, filters = split_by(by), parse_where(where)
+    allowed = [d for d in FACTS["customers"].all_dimensions() if d != "cohort"]
+    check_dimensions(allowed, dims, filters)
+    with source_of(store) as source:
+        matrix = cohorts(
+            source,
+            grain=grain,
+            start=naive_utc(start),
+            end=naive_utc(end),
+            as_of=as_of_or_now(as_of, clock),
+            by=dims,
+            where=filters,
+        )
+    return Cohorts(cells=records(matrix), average=records(average_curve(matrix)))
+
+
+def rfm_table(store: Store, as_of: dt.datetime, lookback_days: int | None) -> Any:
+    with source_of(store) as source:
+        return rfm(source, as_of=as_of, lookback_days=lookback_days)
+
+
+@router.get("/rfm/segments", dependencies=AGGREGATES, responses=problem_responses(401, 403, 422))
+def rfm_segments(
+    store: StoreDep, clock: ClockDep, as_of: AsOf = None, lookback_days: LookbackDays = None
+) -> list[RfmSegment]:
+    """The eleven RFM segments, in order, with their customers and revenue (`cxloop rfm --json`)."""
+    table = rfm_table(store, as_of_or_now(as_of, clock), lookback_days)
+    return [RfmSegment(**row) for row in records(segments(table))]
+
+
+@router.get("/rfm/customers", dependencies=ROWS, responses=problem_responses(401, 403, 422))
+def rfm_customers(
+    store: StoreDep,
+    clock: ClockDep,
+    as_of: AsOf = None,
+    lookback_days: LookbackDays = None,
+    segment: Annotated[str | None, Query(description="Only this segment", examples=["At risk"])] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Customers per page")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Customers to skip")] = 0,
+) -> RfmCustomers:
+    """Each customer's RFM scores and segment, by customer id, a page at a time
+    (`cxloop rfm --customers --json`)."""
+    if segment is not None and segment not in SEGMENTS:
+        raise invalid("segment", f"unknown segment {segment!r}; choose from {', '.join(SEGMENTS)}")
+    table = rfm_table(store, as_of_or_now(as_of, clock), lookback_days)
+    if segment is not None:
+        table = table[table["segment"] == segment]
+    page = table.iloc[offset : offset + limit]
+    return RfmCustomers(
+        items=[RfmCustomer(**row) for row in records(page)], total=len(table), limit=limit, offset=offset
+    )
