@@ -631,3 +631,13 @@ def test_a_store_and_a_source_over_it_give_the_same_answers(shop_store: Store, s
     for kpi_id in ("nps", "net_revenue", "retention_rate", "first_response_p90"):
         by_store = kpi(shop_store, kpi_id, start=START, by=["segment"], change=True)
         pd.testing.assert_frame_equal(by_store, kpi(shop, kpi_id, start=START, by=["segment"], change=True))
+
+
+@pytest.mark.parametrize("grain", ["month", "all"])
+def test_a_filter_that_matches_nothing_gives_an_empty_table_with_the_change_columns(
+    shop: Source, grain: str
+) -> None:
+    frame = kpi(shop, "nps", grain=grain, start=START, where={"segment": "nobody"}, change=True)
+
+    assert frame.empty
+    assert list(frame.columns)[-4:] == ["previous", "change", "p_value", "significant"]

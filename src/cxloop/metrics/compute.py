@@ -76,6 +76,9 @@ def _with_change(source: Source, kpi: Kpi, query: Query) -> pd.DataFrame:
     """Pair each period with the one before it. The period before the first is computed on its
     own, so the range's periods keep their values (a first period cut by ``start`` stays cut)."""
     result = _statistics(source, kpi, query)
+    if result.empty:  # nothing to pair: the empty table, with the change columns
+        empty = result.assign(**{c: pd.Series(dtype=float) for c in ("previous", "change", "p_value")})
+        return _public(empty.assign(significant=pd.Series(dtype=object)), query, True)
     pool = result
     if query.start is not None:
         first = period_start(query.start, query.grain)
