@@ -6,6 +6,7 @@ user points cxloop at tables in their own catalog (see docs/metrics.md, "Engines
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from cxloop.store.store import Store
+
+_LOOKUP = threading.Lock()
 
 #: The canonical tables KPIs may read.
 TABLES = (
@@ -49,8 +52,17 @@ class Source:
         if name not in TABLES:
             raise ConfigError(f"unknown table {name!r}; cxloop's tables are {', '.join(TABLES)}")
         actual = self.names.get(name, name)
+        # "sales.lines" or "catalog.sales.lines": Ibis takes the table's database (schema)
+        # apart, and would otherwise look for one table named "sales.lines".
+        *path, table = actual.split(".")
         try:
-            return self.backend.table(actual)
+            if not path:
+                return self.backend.table(table)
+            database = tuple(path) if len(path) > 1 else path[0]
+            # Ibis' Spark backend looks such a table up by switching the session's current
+            # database and back, which races between threads: one lookup at a time.
+            with _LOOKUP:
+                return self.backend.table(table, database=database)
         except Exception as exc:  # each backend raises its own "not found"
             raise ConfigError(
                 f"table {actual!r} (cxloop's {name}) is not in the {self.engine} source: {exc}"
