@@ -20,7 +20,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,17 +203,49 @@ def on_postgres(pg_url: str) -> dict[str, Outcome]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(scope="module")
-def on_spark(spark_session: Any, duck: Store, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+@pytest.fixture(scope="module", autouse=True)
+def _spark_cases_started(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[Outcome]] | None]:
+    """Start Spark's cases on background threads before any test runs, so that Spark (a JVM
+    busy for half a minute) works while DuckDB and PostgreSQL compute theirs. Only when a
+    selected test compares with Spark, and never skips anything itself (``on_spark`` does)."""
+    wanted = any(
+        getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("engine") == "spark"
+        and item.module is request.module
+        for item in request.session.items
+    )
+    if not wanted or _spark_problem() is not None:
+        yield None
+        return
     from cxloop.metrics.spark import register_store_tables
 
-    prefix = f"cx_{uuid.uuid4().hex[:8]}_"  # other modules may share the session
-    names = register_store_tables(spark_session, duck, tmp_path_factory.mktemp("parquet"), prefix=prefix)
     try:
-        return _run_on_threads(Source.from_spark(spark_session, names), CASES)
+        session = request.getfixturevalue("spark_session")
+        duck: Store = request.getfixturevalue("duck")
+        prefix = f"cx_{uuid.uuid4().hex[:8]}_"  # other modules may share the session
+        names = register_store_tables(session, duck, tmp_path_factory.mktemp("parquet"), prefix=prefix)
+    except Exception:  # Spark's own tests report it (on_spark asks again); the others go on
+        yield None
+        return
+    source = Source.from_spark(session, names)
+    pool = ThreadPoolExecutor(SPARK_THREADS, thread_name_prefix="spark-cases")
+    try:
+        yield {case.name: pool.submit(_run, case, source) for case in CASES}
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         for view in names.values():
-            spark_session.catalog.dropTempView(view)
+            session.catalog.dropTempView(view)
+
+
+@pytest.fixture(scope="module")
+def on_spark(
+    request: pytest.FixtureRequest, _spark_cases_started: dict[str, Future[Outcome]] | None
+) -> dict[str, Outcome]:
+    request.getfixturevalue("spark_session")  # skips (fails in CI) without Spark; raises its error
+    assert _spark_cases_started is not None, "Spark's cases did not start"
+    return {name: future.result() for name, future in _spark_cases_started.items()}
 
 
 def _run_on_threads(source: Source, cases: list[Case]) -> dict[str, Outcome]:
