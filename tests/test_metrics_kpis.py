@@ -641,3 +641,9 @@ def test_a_filter_that_matches_nothing_gives_an_empty_table_with_the_change_colu
 
     assert frame.empty
     assert list(frame.columns)[-4:] == ["previous", "change", "p_value", "significant"]
+
+
+def test_two_dimensions_on_the_same_customer_field_both_come_out(shop: Source) -> None:
+    frame = kpi(shop, "active_customers", start=START, by=["channel", "acquisition_channel"])
+
+    assert len(frame) > 0 and (frame["channel"] == frame["acquisition_channel"]).all()

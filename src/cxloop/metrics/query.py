@@ -212,11 +212,13 @@ class Context:
         table = table.mutate(**own) if own else table
         customer_dims = [d for d in wanted if d in on_customer]
         if customer_dims:
-            customers = self.table("customers").select(
-                "customer_id", *(on_customer[d] for d in customer_dims)
+            # One column per dimension, even when two dimensions name the same customer field
+            # (`channel` and `acquisition_channel` on customer-state KPIs).
+            customers = self.table("customers")
+            customers = customers.select(
+                _c_customer_id=customers.customer_id,
+                **{f"_c_{d}": customers[on_customer[d]] for d in customer_dims},
             )
-            customers = customers.rename({f"_c_{d}": on_customer[d] for d in customer_dims})
-            customers = customers.rename(_c_customer_id="customer_id")
             table = table.left_join(customers, table.customer_id == customers._c_customer_id)
             table = table.mutate(**{d: table[f"_c_{d}"] for d in customer_dims}).drop(
                 "_c_customer_id", *(f"_c_{d}" for d in customer_dims)
