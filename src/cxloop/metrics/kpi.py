@@ -69,3 +69,22 @@ class Kpi:
             "dimensions": self.dimensions,
             "custom": self.custom,
         }
+
+
+def family(tables: tuple[str, ...], fact: str, group: str) -> Callable[..., Kpi]:
+    """A maker of KPIs that share their tables, fact and group (one catalogue module's KPIs):
+    ``make(id, name, formula, unit, direction, kind, build, **extra)``."""
+
+    def make(
+        id: str,
+        name: str,
+        formula: str,
+        unit: str,
+        direction: Direction,
+        kind: Kind,
+        build: Builder,
+        **extra: Any,
+    ) -> Kpi:
+        return Kpi(id, name, formula, unit, direction, tables, fact, kind, build, group=group, **extra)
+
+    return make

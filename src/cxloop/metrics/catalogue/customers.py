@@ -16,7 +16,7 @@ import pandas as pd
 
 from cxloop.metrics.catalogue.common import aggregate
 from cxloop.metrics.grains import periods
-from cxloop.metrics.kpi import Direction, Kpi
+from cxloop.metrics.kpi import Direction, family
 from cxloop.metrics.query import FACTS, Context
 from cxloop.metrics.stats import Kind
 
@@ -90,8 +90,7 @@ def churn_rate(ctx: Context) -> ir.Table:
     return c.select(*ctx.keys, k=c.lost, n=c.S)
 
 
-def _kpi(id: str, name: str, formula: str, unit: str, direction: Direction, kind: Kind, build: object) -> Kpi:
-    return Kpi(id, name, formula, unit, direction, TABLES, "customers", kind, build, group="customers")  # type: ignore[arg-type]
+_kpi = family(TABLES, "customers", "customers")
 
 
 KPIS = [

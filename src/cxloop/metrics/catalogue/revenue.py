@@ -10,7 +10,7 @@ import ibis
 import ibis.expr.types as ir
 
 from cxloop.metrics.catalogue.common import aggregate, mean_stats
-from cxloop.metrics.kpi import Direction, Kpi
+from cxloop.metrics.kpi import Direction, family
 from cxloop.metrics.query import Context
 from cxloop.metrics.stats import Kind
 
@@ -81,8 +81,7 @@ def top_customer_share(ctx: Context) -> ir.Table:
     return aggregate(ctx, ranked, num=top.sum(), den=ranked.net.sum(), n=ranked.count())
 
 
-def _kpi(id: str, name: str, formula: str, unit: str, direction: Direction, kind: Kind, build: object) -> Kpi:
-    return Kpi(id, name, formula, unit, direction, TABLES, "purchases", kind, build, group="revenue")  # type: ignore[arg-type]
+_kpi = family(TABLES, "purchases", "revenue")
 
 
 KPIS = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ibis.expr.types as ir
 
 from cxloop.metrics.catalogue.common import aggregate, count_if, join_on_keys, mean_stats
-from cxloop.metrics.kpi import Direction, Kpi
+from cxloop.metrics.kpi import Direction, family
 from cxloop.metrics.query import Context
 from cxloop.metrics.stats import Kind
 
@@ -45,8 +45,7 @@ def share_of_voice(ctx: Context) -> ir.Table:
     return join_on_keys(mentions, totals, total_keys)
 
 
-def _kpi(id: str, name: str, formula: str, unit: str, direction: Direction, kind: Kind, build: object) -> Kpi:
-    return Kpi(id, name, formula, unit, direction, TABLES, "reviews", kind, build, group="reviews")  # type: ignore[arg-type]
+_kpi = family(TABLES, "reviews", "reviews")
 
 
 KPIS = [

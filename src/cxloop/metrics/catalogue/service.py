@@ -8,7 +8,7 @@ from dataclasses import replace
 import ibis.expr.types as ir
 
 from cxloop.metrics.catalogue.common import aggregate, count_if, hours_between, join_on_keys, literal_ts
-from cxloop.metrics.kpi import Direction, Kpi
+from cxloop.metrics.kpi import Direction, Kpi, family
 from cxloop.metrics.query import COHORT, CUSTOMER_DIMENSIONS, FACTS, Context
 from cxloop.metrics.stats import Kind
 
@@ -66,11 +66,7 @@ def reopen_rate(ctx: Context) -> ir.Table:
     return aggregate(ctx, t, k=count_if(t.reopens.fill_null(0) > 0), n=t.count())
 
 
-def _kpi(
-    id: str, name: str, formula: str, unit: str, direction: Direction, kind: Kind, build: object,
-    **extra: float,
-) -> Kpi:
-    return Kpi(id, name, formula, unit, direction, TABLES, "tickets", kind, build, group="service", **extra)  # type: ignore[arg-type]
+_kpi = family(TABLES, "tickets", "service")
 
 
 def _quantile(id: str, name: str, q: float, until: str, what: str) -> Kpi:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from cxloop.metrics.catalogue.common import aggregate, count_if
 from cxloop.metrics.grains import periods
-from cxloop.metrics.kpi import Direction, Kpi
+from cxloop.metrics.kpi import Direction, family
 from cxloop.metrics.query import FACTS, Context
 from cxloop.metrics.stats import Kind
 
@@ -78,19 +78,7 @@ def logo_churn(ctx: Context) -> ir.Table:
     return aggregate(ctx, s, k=count_if(s.mrr_end <= 0), n=s.count())
 
 
-def _kpi(id: str, name: str, formula: str, unit: str, direction: Direction, kind: Kind, build: object) -> Kpi:
-    return Kpi(
-        id,
-        name,
-        formula,
-        unit,
-        direction,
-        TABLES,
-        "subscriptions",
-        kind,
-        build,  # type: ignore[arg-type]
-        group="subscriptions",
-    )
+_kpi = family(TABLES, "subscriptions", "subscriptions")
 
 
 KPIS = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ibis.expr.types as ir
 
 from cxloop.metrics.catalogue.common import aggregate, count_if, mean_stats
-from cxloop.metrics.kpi import Direction, Kpi
+from cxloop.metrics.kpi import Direction, Kpi, family
 from cxloop.metrics.query import Context
 from cxloop.metrics.stats import Kind
 
@@ -90,8 +90,7 @@ def response_rate(ctx: Context) -> ir.Table:
     return aggregate(ctx, per_invitation, k=per_invitation.answered.sum(), n=per_invitation.count())
 
 
-def _kpi(id: str, name: str, formula: str, unit: str, direction: Direction, kind: Kind, build: object) -> Kpi:
-    return Kpi(id, name, formula, unit, direction, TABLES, "responses", kind, build, group="surveys")  # type: ignore[arg-type]
+_kpi = family(TABLES, "responses", "surveys")
 
 
 KPIS = [
