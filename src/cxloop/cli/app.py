@@ -77,7 +77,7 @@ def state(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from cxloop.cli import db, demo, importing, metrics, presets, serve, status, users
+    from cxloop.cli import db, demo, importing, metrics, presets, serve, status, users, value
 
     app.add_typer(db.app, name="db")
     app.add_typer(importing.app, name="import")
@@ -92,6 +92,7 @@ def _register() -> None:
     app.command("serve")(serve.serve)
     app.add_typer(users.app, name="users")
     app.add_typer(users.tokens_app, name="tokens")
+    app.add_typer(value.app, name="value")
 
 
 _register()
