@@ -33,6 +33,7 @@ EXPECTED = {
     "online-retail",
     "shopify",
     "survey",
+    "telco",
     "trustpilot",
     "x-posts",
     "zendesk",
