@@ -31,7 +31,16 @@ from scipy.special import digamma, gammaln
 from cxloop.value.fitting import Fit, FitError, Rows, maximise
 
 NAMES = ("r", "alpha", "s", "beta")
-NODES = 48
+PANELS, NODES = 16, 12
+LOG_FLOOR = 40.0
+
+
+def _nodes() -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre on [0, 1]: PANELS equal panels of NODES nodes each."""
+    x, w = np.polynomial.legendre.leggauss(NODES)
+    starts = np.arange(PANELS) / PANELS
+    nodes = (starts[:, None] + (x[None, :] + 1) / (2 * PANELS)).ravel()
+    return nodes, np.tile(w / (2 * PANELS), PANELS)
 
 
 def _integral(
@@ -39,15 +48,16 @@ def _integral(
 ) -> tuple[np.ndarray, np.ndarray]:
     """log I per row (−inf where t_x = T) and d log I / d(r, α, s, β), shape (4, rows)."""
     k = r + s + x
-    log_y_T = k * (np.log(alpha + t_x) - np.log(alpha + T))  # ≤ 0
-    y_T = np.exp(log_y_T)
-    nodes, weights = np.polynomial.legendre.leggauss(NODES)
-    width = (1 - y_T)[:, None]
-    y = y_T[:, None] + width * (nodes[None, :] + 1) / 2  # (rows, nodes) in [y_T, 1]
-    tau = (alpha + t_x)[:, None] * np.exp(-np.log(y) / k[:, None]) - alpha
+    # In ℓ = log y the integrand e^ℓ · ρ^−(s+1) is smooth (ρ depends on y^(1/k) = e^(ℓ/k)) and
+    # decays like e^ℓ; below ℓ = −40 nothing of it is left. Composite Gauss-Legendre on PANELS
+    # equal panels of [max(log y_T, −40), 0].
+    lower = np.maximum(k * (np.log(alpha + t_x) - np.log(alpha + T)), -LOG_FLOOR)  # ≤ 0
+    nodes, weights = _nodes()
+    ell = lower[:, None] * (1 - nodes[None, :])  # (rows, PANELS · NODES) in [lower, 0]
+    tau = (alpha + t_x)[:, None] * np.exp(-ell / k[:, None]) - alpha
     tau = np.clip(tau, t_x[:, None], T[:, None])
     log_ratio = np.log(beta + tau) - np.log(alpha + tau)
-    f = np.exp(-(s + 1) * log_ratio) * weights[None, :] * width / 2
+    f = np.exp(ell - (s + 1) * log_ratio) * weights[None, :] * (-lower)[:, None]
     total = f.sum(axis=1)
     empty = total <= 0  # t_x == T: nothing to integrate
     safe = np.where(empty, 1.0, total)
