@@ -77,7 +77,7 @@ def state(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from cxloop.cli import db, demo, importing, metrics, presets, serve, status, users, value
+    from cxloop.cli import db, demo, export, importing, metrics, presets, serve, status, users, value
 
     app.add_typer(db.app, name="db")
     app.add_typer(importing.app, name="import")
@@ -85,6 +85,7 @@ def _register() -> None:
     app.add_typer(presets.mappings_app, name="mappings")
     app.command("demo")(demo.demo)
     app.command("status")(status.status)
+    app.command("export")(export.export)
     app.add_typer(metrics.app, name="kpi")
     app.command("summary")(metrics.summary)
     app.command("cohorts")(metrics.cohorts)

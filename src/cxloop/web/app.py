@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from cxloop import __version__
 from cxloop.config import Settings
 from cxloop.store.store import Store
-from cxloop.web import api, api_customers, api_metrics, errors, pages
+from cxloop.web import api, api_customers, api_exports, api_metrics, errors, pages
 from cxloop.web.accounts import utcnow
 from cxloop.web.auth import declare_public_mount
 from cxloop.web.deps import Clock
@@ -65,6 +65,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(api.router)
     app.include_router(api_metrics.router)
     app.include_router(api_customers.router)
+    app.include_router(api_exports.router)
     app.include_router(api.system)
     declare_public_mount(app, "/static", StaticFiles(directory=STATIC), name="static")
 

@@ -7,6 +7,8 @@ configure: sessions are kept server-side, so no signing key exists that could be
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 
 from pydantic import Field, ValidationError
 
@@ -40,6 +42,15 @@ class WebSettings(Settings):
         default=20, ge=1, description="Failed sign-ins allowed per client address within the window"
     )
     login_window_minutes: float = Field(default=15, gt=0, description="The rate-limiting window")
+    upload_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "cxloop-uploads",
+        description="Where uploads wait for their import (deleted after it) and exports are written "
+        "before they are sent",
+    )
+    max_upload_mb: float = Field(default=512, gt=0, description="Largest upload accepted, in MiB")
+    import_rejects_kept: int = Field(
+        default=100_000, ge=0, description="Problems of an import's reject report kept for the API"
+    )
 
     def login_limits(self) -> LoginLimits:
         return LoginLimits(
@@ -47,6 +58,10 @@ class WebSettings(Settings):
             per_ip=self.login_failures_per_ip,
             window=dt.timedelta(minutes=self.login_window_minutes),
         )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
 
     def session_policy(self) -> SessionPolicy:
         return SessionPolicy(
