@@ -330,23 +330,26 @@ def run_cxloop(args: argparse.Namespace, period: Period, parts: list[str]) -> tu
     if summary_fn is not None:
         summary_module = importlib.import_module("cxloop.metrics.summary")
 
-        original_cq = summary_module.compute_query
+        # The summary computes its KPIs together (compute_queries); older code, one by one.
+        name = "compute_queries" if hasattr(summary_module, "compute_queries") else "compute_query"
+        original_cq = getattr(summary_module, name)
 
-        def timed_cq(source: Any, kpi: Any, query: Any, *, change: bool = False) -> Any:
+        def timed_cq(source: Any, kpis: Any, query: Any, *, change: bool = False) -> Any:
             t0, db0, q0 = time.perf_counter(), db["seconds"], db["queries"]
             try:
-                return original_cq(source, kpi, query, change=change)
+                return original_cq(source, kpis, query, change=change)
             finally:
+                ids = [k.id for k in kpis] if name == "compute_queries" else [kpis.id]
                 per_kpi.append(
                     {
-                        "kpi": kpi.id,
+                        "kpi": " + ".join(ids),
                         "seconds": time.perf_counter() - t0,
                         "db_seconds": db["seconds"] - db0,
                         "queries": db["queries"] - q0,
                     }
                 )
 
-        summary_module.compute_query = timed_cq
+        setattr(summary_module, name, timed_cq)
 
     t0 = time.perf_counter()
     store = Store.open(args.store)

@@ -37,9 +37,10 @@ from cxloop.metrics import Source, compute, kpis, store_source
 from cxloop.metrics.cohorts import cohort_query, cohorts
 from cxloop.metrics.compute import make_query
 from cxloop.metrics.kpi import Kpi
-from cxloop.metrics.query import CUSTOMER_DIMENSIONS, FACTS, Context
+from cxloop.metrics.query import CUSTOMER_DIMENSIONS, FACTS, Context, Options
 from cxloop.metrics.rfm import rfm, rfm_query, rfm_table
 from cxloop.metrics.source import TABLES
+from cxloop.metrics.summary import headline
 from cxloop.store import schema
 
 pytestmark = pytest.mark.filterwarnings(
@@ -117,6 +118,17 @@ def _cases() -> list[Case]:
         Case("rfm_table", lambda s: rfm_table(s, as_of=AS_OF), ("customer_id",)),
         Case("rfm_table[365 days]", lambda s: rfm_table(s, as_of=AS_OF, lookback_days=365), ("customer_id",)),
         Case("rfm", lambda s: rfm(s, as_of=AS_OF), ("segment",)),
+        # Every KPI in one summary: their statistics stacked in one UNION ALL, both months at once.
+        Case(
+            "summary[every kpi]",
+            lambda s: headline(s, kpis(), as_of=AS_OF, kpi_ids=[k.id for k in kpis()]),
+            ("kpi",),
+        ),
+        Case(
+            "summary[quarter, 30 days]",
+            lambda s: headline(s, kpis(), as_of=AS_OF, grain="quarter", options=Options(active_days=30)),
+            ("kpi",),
+        ),
     ]
     return cases
 

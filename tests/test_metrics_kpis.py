@@ -35,8 +35,10 @@ from scipy import stats as st
 from cxloop import ImportOptions, Store, import_file
 from cxloop.config import Settings
 from cxloop.metrics import compute, kpis
-from cxloop.metrics.query import Options
-from cxloop.metrics.source import Source, store_source
+from cxloop.metrics.catalogue import customers as customers_catalogue
+from cxloop.metrics.compute import compute_queries, compute_query, make_query
+from cxloop.metrics.query import FACTS, Context, Options
+from cxloop.metrics.source import Source, store_source, to_pandas
 
 FIXTURES = Path(__file__).parent / "fixtures" / "metrics"
 AS_OF = dt.datetime(2024, 5, 1)
@@ -647,3 +649,57 @@ def test_two_dimensions_on_the_same_customer_field_both_come_out(shop: Source) -
     frame = kpi(shop, "active_customers", start=START, by=["channel", "acquisition_channel"])
 
     assert len(frame) > 0 and (frame["channel"] == frame["acquisition_channel"]).all()
+
+
+COUNT_QUERIES = {
+    "months": {"start": START},
+    "weeks": {"start": START, "grain": "week"},
+    "quarters by segment": {"start": START, "grain": "quarter", "by": ["segment"]},
+    "months by cohort": {"start": START, "by": ["cohort"]},
+    "where channel": {"start": START, "where": {"channel": ["ads", "referral"]}},
+    "all": {"start": START, "grain": "all"},
+    "from the first purchase": {"end": START},
+    "120-day window": {"start": START, "options": Options(active_days=120)},
+    "cut start": {"start": dt.datetime(2024, 2, 10)},
+}
+
+
+@pytest.mark.parametrize("label", list(COUNT_QUERIES))
+def test_customer_counts_are_the_same_by_pivot_and_by_join(shop: Source, label: str) -> None:
+    """The customer-state counts have two formulations (few periods: one row per customer with a
+    flag per boundary; many: purchases joined with the periods); they must agree everywhere."""
+    query = make_query(as_of=AS_OF, **COUNT_QUERIES[label])
+    frames = []
+    for method in ("pivot", "join"):
+        ctx = Context(shop, query, FACTS["customers"])
+        frame = to_pandas(customers_catalogue.counts(ctx, method=method))
+        frame["period"] = pd.to_datetime(frame["period"])
+        keys = ctx.keys
+        frame = frame[[*keys, "S", "E", "N", "lost"]].astype({c: "int64" for c in ("S", "E", "N", "lost")})
+        frames.append(frame.sort_values(keys, na_position="last").reset_index(drop=True))
+    assert len(frames[0]) > 0
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"start": START, "change": True},
+        {"start": dt.datetime(2024, 2, 10), "change": True, "by": ["segment"]},
+        {"change": True, "grain": "quarter"},
+        {"start": START, "grain": "all", "change": True},
+    ],
+    ids=["aligned start", "cut start by segment", "no start", "all"],
+)
+def test_kpis_computed_together_are_each_computed_alone(shop: Source, query: dict[str, Any]) -> None:
+    """compute_queries stacks the KPIs of one query in one UNION ALL (and the previous period
+    with them): each result is the KPI's own."""
+    query = dict(query)
+    change = query.pop("change", False)
+    registry = kpis()
+    batch = [k for k in registry if set(query.get("by", ())) <= set(k.dimensions)]
+    q = make_query(as_of=AS_OF, **query)
+    together = compute_queries(shop, batch, q, change=change)
+    assert list(together) == [k.id for k in batch]
+    for k in batch:
+        pd.testing.assert_frame_equal(together[k.id], compute_query(shop, k, q, change=change), obj=k.id)

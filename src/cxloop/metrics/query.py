@@ -8,7 +8,7 @@ what to aggregate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -118,6 +118,18 @@ FACTS = {
 }
 
 
+#: The columns of :meth:`Context.purchase_lines`, in order.
+PURCHASE_LINE_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "ordered_at",
+    "channel",
+    "category",
+    "product_id",
+    "quantity",
+    "amount",
+)
+
 #: Facts whose table has another name.
 TABLE_OF_FACT = {"responses": "survey_responses", "invitations": "survey_invitations"}
 
@@ -129,6 +141,7 @@ class Context:
         self.source = source
         self.query = query
         self.fact = fact
+        self._shared: dict[str, ir.Table] = {}
         unknown = [d for d in (*query.by, *query.where) if d not in fact.all_dimensions()]
         if unknown:
             raise ConfigError(
@@ -150,28 +163,44 @@ class Context:
     def table(self, name: str) -> ir.Table:
         return self.source.table(name)
 
-    def purchase_lines(self) -> ir.Table:
-        """Order lines with their order's customer, time and channel; money as float64."""
+    def purchase_lines(self, columns: Sequence[str] = PURCHASE_LINE_COLUMNS) -> ir.Table:
+        """Order lines with their order's customer, time and channel; money as float64.
+
+        ``columns`` narrows the result to what a builder reads: an engine that materialises the
+        join (DuckDB and PostgreSQL do when it is used twice in one query) then keeps fewer and
+        narrower rows (no text columns but the ones asked for)."""
         lines = self.table("order_lines")
         orders = self.table("orders")
+        wanted = set(columns) | {"ordered_at"}
+        fields = {
+            "order_id": lines.order_id,
+            "customer_id": orders.customer_id,
+            "ordered_at": orders.ordered_at,
+            "channel": orders.channel,
+            "category": lines.category,
+            "product_id": lines.product_id,
+            "quantity": lines.quantity.cast("float64"),
+            "amount": lines.amount.cast("float64"),
+        }
         joined = lines.join(orders, lines.order_id == orders.order_id).select(
-            order_id=lines.order_id,
-            customer_id=orders.customer_id,
-            ordered_at=orders.ordered_at,
-            channel=orders.channel,
-            category=lines.category,
-            product_id=lines.product_id,
-            quantity=lines.quantity.cast("float64"),
-            amount=lines.amount.cast("float64"),
+            **{name: value for name, value in fields.items() if name in wanted}
         )
         return joined.filter(joined.ordered_at < self.query.as_of)
 
     @cached_property
     def first_purchases(self) -> ir.Table:
         """customer_id, first_purchase_at: each customer's first purchase (quantity > 0) ever."""
-        lines = self.purchase_lines()
+        lines = self.purchase_lines(("customer_id", "ordered_at", "quantity"))
         bought = lines.filter((lines.quantity > 0) & lines.customer_id.notnull())
         return bought.group_by("customer_id").aggregate(first_purchase_at=bought.ordered_at.min())
+
+    def shared(self, name: str, build: Callable[[Context], ir.Table]) -> ir.Table:
+        """``build(self)``, built once per context: KPIs computed together on one context (see
+        :func:`cxloop.metrics.compute.compute_queries`) then share the very same expression, which
+        the engine computes once (a CTE). Per-context memtables make rebuilt ones differ."""
+        if name not in self._shared:
+            self._shared[name] = build(self)
+        return self._shared[name]
 
     def raw(self, fact: str) -> ir.Table:
         if fact == "purchases":

@@ -12,7 +12,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from cxloop.metrics.compute import compute_query, make_query
+from cxloop.metrics.compute import compute_queries, make_query
 from cxloop.metrics.grains import Grain, parse_grain, period_start, shift
 from cxloop.metrics.kpi import Direction
 from cxloop.metrics.query import Options
@@ -75,10 +75,12 @@ def headline(
     grain = parse_grain(grain)
     start, end = last_complete_period(as_of, grain)
     query = make_query(grain=grain, start=start, end=end, as_of=as_of, options=options)
+    kpis = [registry.get(kpi_id) for kpi_id in dict.fromkeys(kpi_ids)]
+    # All of them together: one query for both periods of every KPI but the quantiles.
+    results = compute_queries(source, kpis, query, change=True)
     records = []
-    for kpi_id in kpi_ids:
-        kpi = registry.get(kpi_id)
-        result = compute_query(source, kpi, query, change=True)
+    for kpi in kpis:
+        result = results[kpi.id]
         row = result.iloc[-1].to_dict() if len(result) else {"period": start.date()}
         records.append(
             {
