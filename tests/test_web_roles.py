@@ -24,7 +24,7 @@ from cxloop.web.settings import WebSettings
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)
 # Routes anyone may call, on purpose. Everything else must require a signed-in user.
-EXPECTED_PUBLIC = {"/login", "/healthz", "/api/v1/openapi.json", "/static"}
+EXPECTED_PUBLIC = {"/login", "/healthz", "/api/v1/openapi.json", "/static", "/vendor"}
 LOGIN_CSRF = "matrix-login-csrf"
 
 

@@ -18,7 +18,15 @@ from fastapi.staticfiles import StaticFiles
 from cxloop import __version__
 from cxloop.config import Settings
 from cxloop.store.store import Store
-from cxloop.web import api, api_customers, api_exports, api_metrics, errors, pages
+from cxloop.web import (
+    api,
+    api_customers,
+    api_exports,
+    api_metrics,
+    errors,
+    pages,
+    pages_dashboard,
+)
 from cxloop.web.accounts import utcnow
 from cxloop.web.auth import declare_public_mount
 from cxloop.web.deps import Clock
@@ -26,6 +34,7 @@ from cxloop.web.roles import Capability
 from cxloop.web.security import SecurityHeadersMiddleware
 from cxloop.web.settings import web_settings
 from cxloop.web.templating import add_nav, make_templates
+from cxloop.web.vendor import VendorFiles
 
 STATIC = Path(__file__).parent / "static"
 
@@ -57,17 +66,20 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.state.settings = web
     app.state.clock = clock or utcnow
     app.state.templates = make_templates()
-    add_nav(app, "Home", "/")
+    add_nav(app, "Dashboard", "/", Capability.DASHBOARDS_READ)
+    add_nav(app, "KPIs", "/kpis", Capability.DASHBOARDS_READ)
     add_nav(app, "Users", "/admin/users", Capability.USERS_MANAGE)
 
     errors.install(app)
     app.include_router(pages.router)
+    app.include_router(pages_dashboard.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
     app.include_router(api_customers.router)
     app.include_router(api_exports.router)
     app.include_router(api.system)
     declare_public_mount(app, "/static", StaticFiles(directory=STATIC), name="static")
+    declare_public_mount(app, "/vendor", VendorFiles(), name="vendor")
 
     app.add_middleware(SecurityHeadersMiddleware)
     if web.trusted_proxies.strip():

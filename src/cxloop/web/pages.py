@@ -153,15 +153,6 @@ def logout(
     return response
 
 
-@router.get("/")
-def home(request: Request, who: Annotated[Principal, Depends(AUTHENTICATED)]) -> Response:
-    return render(
-        request,
-        "home.html",
-        {"title": "Home", "capabilities": sorted(c.value for c in who.capabilities)},
-    )
-
-
 @router.get("/admin/users")
 def admin_users(
     request: Request, store: StoreDep, who: Annotated[Principal, Depends(require(Capability.USERS_MANAGE))]

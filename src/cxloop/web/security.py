@@ -1,7 +1,9 @@
 """Security headers on every response, as a plain ASGI middleware.
 
-The Content-Security-Policy allows scripts, styles and images from this origin only: no inline
-script or style, no framing (clickjacking), no plugins, forms that post only here.
+The Content-Security-Policy allows scripts and images from this origin only: no inline script, no
+framing (clickjacking), no plugins, forms that post only here. Styles may also be inline: the
+chart library (Plotly.js) sets style attributes and injects its own style rules as it draws, and
+a style cannot run code; what keeps injected markup out is that every template escapes.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

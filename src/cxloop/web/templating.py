@@ -13,6 +13,7 @@ from starlette.templating import Jinja2Templates
 
 from cxloop import __version__
 from cxloop.web.roles import Capability
+from cxloop.web.vendor import plotly_version
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -43,6 +44,7 @@ def make_templates() -> Jinja2Templates:
     )
     env.globals["Capability"] = Capability
     env.globals["version"] = __version__
+    env.globals["plotly_version"] = plotly_version()
     return Jinja2Templates(env=env)
 
 
