@@ -184,7 +184,9 @@ def _finish(
     first = raw["first_day"].to_numpy(np.int64)
     last = raw["last_day"].to_numpy(np.int64)
     x = raw["purchase_days"].to_numpy(np.int64) - 1
-    repeat = pd.to_numeric(raw["repeat_spend"]).fillna(0).to_numpy(float)
+    # Sums of 4-decimal amounts in float64 differ per engine and run in the last bits: rounded
+    # to the store's precision, every engine and every run gives the same figures.
+    repeat = pd.to_numeric(raw["repeat_spend"]).fillna(0).to_numpy(float).round(4)
     out = pd.DataFrame(
         {
             "customer_id": raw["customer_id"].astype(str),
@@ -192,7 +194,7 @@ def _finish(
             "recency": (last - first) / per,
             "T": (cal_day - first) / per,
             "monetary_value": np.where(x > 0, repeat / np.maximum(x, 1), 0.0),
-            "total_spend": pd.to_numeric(raw["total_spend"]).fillna(0).to_numpy(float),
+            "total_spend": pd.to_numeric(raw["total_spend"]).fillna(0).to_numpy(float).round(4),
             "first_purchase": pd.to_datetime(first, unit="D").date,
             "last_purchase": pd.to_datetime(last, unit="D").date,
         }
