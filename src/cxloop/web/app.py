@@ -23,6 +23,7 @@ from cxloop.web import (
     api_customers,
     api_exports,
     api_metrics,
+    api_value,
     errors,
     pages,
     pages_dashboard,
@@ -77,6 +78,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(api_metrics.router)
     app.include_router(api_customers.router)
     app.include_router(api_exports.router)
+    app.include_router(api_value.router)
     app.include_router(api.system)
     declare_public_mount(app, "/static", StaticFiles(directory=STATIC), name="static")
     declare_public_mount(app, "/vendor", VendorFiles(), name="vendor")
