@@ -16,7 +16,9 @@ def readme_commands() -> list[str]:
 def test_readme_starts_with_the_demo_and_the_test_commands() -> None:
     demo, tests = readme_commands()
 
-    assert "cxloop demo" in demo and demo.endswith("cxloop summary") and "pip install" in demo
+    assert "cxloop demo" in demo and "cxloop summary" in demo and "pip install" in demo
+    assert "cxloop users create admin@example.com --role admin --exist-ok" in demo
+    assert demo.endswith("cxloop serve")
     assert tests.endswith("python -m pytest") and "'.[dev]'" in tests
 
 

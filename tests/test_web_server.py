@@ -167,3 +167,16 @@ def test_several_workers_on_postgresql_share_sessions_and_the_rate_limit(
 
     assert failures == [400] * 5 + [429]
     assert "2 worker processes" in log.read_text()
+
+
+def test_creating_the_readme_admin_twice_keeps_the_first_password(tmp_path: Path) -> None:
+    # README command 1 creates admin@example.com on every run: the second run must not fail.
+    db = str(tmp_path / "web.duckdb")
+    first = cli(db, "users create admin@example.com --role admin --exist-ok")
+    again = cli(db, "users create admin@example.com --role admin --exist-ok")
+    plain = cli(db, "users create admin@example.com --role admin")
+
+    assert first.exit_code == 0 and "Password (shown only now" in first.stdout
+    assert again.exit_code == 0 and "exists already (admin)" in again.stdout and "Password" not in again.stdout
+    assert plain.exit_code == 1
+    assert len(json.loads(cli(db, "users list --json").stdout)) == 1

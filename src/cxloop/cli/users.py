@@ -50,9 +50,23 @@ def create(
     role: Role = _role_option("admin, manager, analyst, agent or viewer."),
     password_stdin: bool = _password_stdin(),
     as_json: bool = typer.Option(False, "--json", help="Print {email, role, password} as JSON."),
+    exist_ok: bool = typer.Option(
+        False, "--exist-ok", help="If the user exists already, say so and succeed (change nothing)."
+    ),
 ) -> None:
     """Create a user. Without --password-stdin a random password is generated and printed once."""
     with reporting_errors(), state(ctx).open_store() as store:
+        existing = accounts.find_user(store, email) if exist_ok else None
+        if existing is not None:
+            if as_json:
+                print_json({"email": existing.email, "role": existing.role.value, "password": None})
+                return
+            stdout().print(
+                f"{existing.email} exists already ({existing.role.value}); its password was shown when it "
+                f"was created (`cxloop users set-password {existing.email}` makes a new one).",
+                highlight=False,
+            )
+            return
         password, generated = _read_password(password_stdin)
         user = accounts.create_user(store, email, role, password, now=accounts.utcnow())
         shown = password if generated else None
