@@ -54,7 +54,7 @@ def log_likelihood(theta: np.ndarray, rows: Rows) -> tuple[float, np.ndarray]:
     grad_a = w1 * (d_ab - d_abx) + w2 * (1 / a - d_abx + d_ab)
     grad_b = w1 * (d_bx - d_abx - digamma(b) + d_ab) + w2 * (d_b2 - d_abx - digamma(b) + d_ab)
     grads = np.stack([grad_r * r, grad_alpha * alpha, grad_a * a, grad_b * b])
-    return float(w @ ll), grads @ w
+    return float((w * ll).sum()), (grads * w).sum(axis=1)  # no BLAS: see fitting.py
 
 
 @dataclass(frozen=True)

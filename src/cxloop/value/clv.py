@@ -70,7 +70,7 @@ def customer_values(summary: Summary, models: ValueModels, options: ClvOptions |
         [model.expected_purchases(k * month, rows.x, rows.t_x, rows.T) for k in range(options.months + 1)]
     )
     discount = (1 + options.discount_rate) ** -np.arange(1, options.months + 1)
-    discounted = discount @ np.diff(cumulative, axis=0)
+    discounted = (discount[:, None] * np.diff(cumulative, axis=0)).sum(axis=0)
     spend = models.spend.expected_spend(frame["frequency"], frame["monetary_value"])
     out = frame[[c for c in COLUMNS if c in frame]].copy()
     out["p_alive"] = model.p_alive(rows.x, rows.t_x, rows.T)[rows.inverse]

@@ -2,7 +2,7 @@
 
 Every model states its log-likelihood and its analytic gradient in log-parameters (so every
 parameter stays positive without bounds) summed over unique data rows with weights. This module
-maximises it with SciPy's L-BFGS-B, checks the answer (finite, converged, gradient small) and
+maximises it with SciPy's BFGS, checks the answer (finite, converged, gradient small) and
 estimates standard errors from the Hessian, taken as central finite differences of the analytic
 gradient. A fit that fails raises :class:`FitError` with the reason; it never returns NaN.
 """
@@ -70,13 +70,21 @@ def maximise(
 
     The search minimises minus the mean log-likelihood (scaled by the number of customers, so
     tolerances mean the same for 100 customers and for a million).
+
+    The likelihoods sum with NumPy's own ``(a * b).sum()``, never ``a @ b`` over the rows: a
+    matrix-vector product that long wakes OpenBLAS's thread pool, whose spinning threads then
+    slow every later step on a busy machine (measured here: a 100k fit 0.8 s with ``@``, 0.13 s
+    with one BLAS thread). For the same reason the search is SciPy's BFGS, in NumPy, rather than
+    L-BFGS-B, whose compiled core took 6 ms a step on 3 parameters with OpenBLAS's threads
+    awake (BFGS: 0.05 s for a whole Gamma-Gamma fit on 34,000 customers, L-BFGS-B 0.37 s).
     """
     scale = float(max(customers, 1))
 
     def negative(theta: np.ndarray) -> tuple[float, np.ndarray]:
         if not np.all(np.abs(theta) < 30):  # parameters beyond e^±30: a degenerate direction
             return np.inf, np.zeros_like(theta)
-        value, gradient = objective(theta)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
+            value, gradient = objective(theta)
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
             return np.inf, np.zeros_like(theta)
         return -value / scale, -gradient / scale
@@ -86,8 +94,8 @@ def maximise(
         negative,
         theta0,
         jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-8},
+        method="BFGS",
+        options={"maxiter": max_iterations, "gtol": 1e-8},
     )
     theta = np.asarray(result.x, dtype=float)
     value, gradient = objective(theta)
