@@ -26,6 +26,7 @@ from cxloop.web import (
     api_value,
     errors,
     pages,
+    pages_customers,
     pages_dashboard,
 )
 from cxloop.web.accounts import utcnow
@@ -69,11 +70,13 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.state.templates = make_templates()
     add_nav(app, "Dashboard", "/", Capability.DASHBOARDS_READ)
     add_nav(app, "KPIs", "/kpis", Capability.DASHBOARDS_READ)
+    add_nav(app, "Customers", "/customers", Capability.DATA_READ)
     add_nav(app, "Users", "/admin/users", Capability.USERS_MANAGE)
 
     errors.install(app)
     app.include_router(pages.router)
     app.include_router(pages_dashboard.router)
+    app.include_router(pages_customers.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
     app.include_router(api_customers.router)
