@@ -17,7 +17,7 @@ import pandas as pd
 
 from cxloop.metrics.api import summary as headline
 from cxloop.metrics.cohorts import cohort_matrix
-from cxloop.metrics.compute import compute_query, make_query
+from cxloop.metrics.compute import compute_queries, compute_query, make_query
 from cxloop.metrics.frames import plain
 from cxloop.metrics.grains import Grain, period_start, shift
 from cxloop.metrics.kpi import Kpi
@@ -87,10 +87,19 @@ def tiles(
     """The headline KPIs (``cxloop summary``) with a sparkline of the last periods."""
     options = options or Options()
     frame = headline(source, as_of=as_of, grain=grain, options=options, custom_file=custom_file)
+    shown = [registry.get(kpi_id) for kpi_id in frame["kpi"]]
+    # Every sparkline from one query: the KPIs' statistics are stacked and split again.
+    query = make_query(
+        grain=grain,
+        start=trend_start(as_of, grain),
+        end=period_start(as_of, grain),
+        as_of=as_of,
+        options=options,
+    )
+    series_of = compute_queries(source, shown, query)
     out = []
     for row in frame.to_dict("records"):
-        kpi = registry.get(row["kpi"])
-        series = _series(source, kpi, grain, as_of, options)
+        series = series_of[row["kpi"]]
         values = [None if missing(v) else float(v) for v in series["value"]] if len(series) else []
         unit = row["unit"]
         spark_label = (
@@ -101,7 +110,7 @@ def tiles(
         )
         out.append(
             Tile(
-                kpi=kpi.id,
+                kpi=row["kpi"],
                 name=row["name"],
                 unit=unit,
                 direction=row["direction"],
