@@ -28,33 +28,42 @@ NAMES = ("r", "alpha", "a", "b")
 def log_likelihood(theta: np.ndarray, rows: Rows) -> tuple[float, np.ndarray]:
     """Σ count · log L over the rows, and its gradient in (log r, log α, log a, log b).
 
-    Every term that depends on x alone (B, Γ and ψ of x) or on T or t_x alone (their logs) is
-    computed once per distinct value and spread to the rows."""
+    The first term depends on (x, T) only and the second on (x, t_x) only: each is computed once
+    per distinct pair; only their log-sum-exp and its shares are per row, and the gradient's sums
+    over rows are sums over pairs of the shares' per-pair totals."""
     r, alpha, a, b = np.exp(theta)
-    xs, w = rows.xs, rows.count
-    ux = xs.distinct
-    x = rows.x
-    repeat = x > 0
-    ub2 = np.where(ux > 0, ux - 1, 0.0)  # b + x − 1 ≥ b: ψ and B taken at x−1 where x > 0
+    first, second = rows.x_T, rows.x_t
+    xs, n = rows.xs, rows.customers
     base = betaln(a, b)
-    log_aT = rows.Ts(np.log(alpha + rows.Ts.distinct))
-    log_at = rows.ts(np.log(alpha + rows.ts.distinct))
-    l1 = xs(betaln(a, b + ux) - base) - (r + x) * log_aT
-    l2 = np.where(repeat, xs(betaln(a + 1, b + ub2) - base) - (r + x) * log_at, -np.inf)
-    top = np.logaddexp(l1, l2)
-    w1, w2 = np.exp(l1 - top), np.exp(l2 - top)  # shares of the two terms (w1 = P(alive))
-    ll = xs(gammaln(r + ux) - gammaln(r)) + r * np.log(alpha) + top
-
-    d_abx = xs(digamma(a + b + ux))
     d_ab = digamma(a + b)
-    d_b2 = xs(digamma(b + ub2))
-    d_bx = xs(digamma(b + ux))
-    grad_r = xs(digamma(r + ux)) - digamma(r) + np.log(alpha) - w1 * log_aT - w2 * log_at
-    grad_alpha = r / alpha - (r + x) * (w1 / (alpha + rows.T) + w2 / (alpha + rows.t_x))
-    grad_a = w1 * (d_ab - d_abx) + w2 * (1 / a - d_abx + d_ab)
-    grad_b = w1 * (d_bx - d_abx - digamma(b) + d_ab) + w2 * (d_b2 - d_abx - digamma(b) + d_ab)
-    grads = np.stack([grad_r * r, grad_alpha * alpha, grad_a * a, grad_b * b])
-    return float((w * ll).sum()), (grads * w).sum(axis=1)  # no BLAS: see fitting.py
+    # (x, T) pairs: the "still alive" term.
+    x1, T1 = first.u, first.v
+    log_aT = np.log(alpha + T1)
+    l1 = betaln(a, b + x1) - base - (r + x1) * log_aT
+    # (x, t_x) pairs: the "dropped out after the last purchase" term; none without a purchase.
+    x2, t2 = second.u, second.v
+    repeat = x2 > 0
+    x2m1 = np.where(repeat, x2 - 1, 0.0)  # b + x − 1 ≥ b; the pairs with x = 0 weigh nothing
+    log_at = np.log(alpha + t2)
+    l2 = np.where(repeat, betaln(a + 1, b + x2m1) - base - (r + x2) * log_at, -np.inf)
+    # Per row: log-sum-exp of the two terms and the share of the first (= P(alive)).
+    row1 = l1[first.code]
+    top = np.logaddexp(row1, l2[second.code])
+    alive = np.exp(row1 - top)
+    w = rows.count
+    w1 = first.total(w * alive)
+    w2 = second.total(w * (1 - alive))
+    ux = xs.distinct
+    ucount = np.bincount(xs.code, weights=w, minlength=len(ux))
+    ll = float((w * top).sum()) + ucount @ (gammaln(r + ux) - gammaln(r)) + n * r * np.log(alpha)
+
+    grad_r = ucount @ (digamma(r + ux) - digamma(r)) + n * np.log(alpha) - w1 @ log_aT - w2 @ log_at
+    grad_alpha = n * r / alpha - w1 @ ((r + x1) / (alpha + T1)) - w2 @ ((r + x2) / (alpha + t2))
+    grad_a = w1 @ (d_ab - digamma(a + b + x1)) + w2 @ (1 / a - digamma(a + b + x2) + d_ab)
+    grad_b = w1 @ (digamma(b + x1) - digamma(a + b + x1) - digamma(b) + d_ab) + w2 @ (
+        digamma(b + x2m1) - digamma(a + b + x2) - digamma(b) + d_ab
+    )
+    return float(ll), np.array([grad_r * r, grad_alpha * alpha, grad_a * a, grad_b * b])
 
 
 @dataclass(frozen=True)
@@ -100,17 +109,26 @@ class BetaGeo:
 
         with 2F1 taken through Euler's transformation, (1−z)^(r+x) 2F1(r+x, b+x; c; z) =
         (1−z)^(a−1) 2F1(a+b−1−r, a−1; c; z), whose terms stay small for any x."""
+        return np.asarray(self.expected_purchases_at([t], frequency, recency, T)[0])
+
+    def expected_purchases_at(
+        self, times: Any, frequency: Any, recency: Any, T: Any, alive: np.ndarray | None = None
+    ) -> np.ndarray:
+        """E[Y(t) | x, t_x, T] for each t of ``times``: shape (len(times), *x.shape). P(alive) is
+        computed once, and the bracket once per distinct (x, T) pair and t."""
         x, t_x, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        if t <= 0:
-            return np.zeros_like(x)
         a = self.a if abs(self.a - 1) > 1e-7 else 1 + 1e-7  # the a → 1 limit, numerically
-        # The bracket depends on x and T only: evaluate 2F1 once per distinct (x, T) pair.
         pairs, ux, uT = distinct_pairs(x.ravel(), T.ravel())
-        z = t / (self.alpha + uT + t)
         c = a + self.b + ux - 1
-        tail = (1 - z) ** (a - 1) * hyp2f1(a + self.b - 1 - self.r, a - 1, c, z)
-        bracket = (c / (a - 1) * (1 - tail))[pairs].reshape(x.shape)
-        return np.asarray(bracket * self.p_alive(x, t_x, T))
+        alive = self.p_alive(x, t_x, T) if alive is None else alive  # the caller's, if it has it
+        out = np.zeros((len(times), *x.shape))
+        for i, t in enumerate(np.asarray(times, dtype=float)):
+            if t <= 0:
+                continue
+            z = t / (self.alpha + uT + t)
+            tail = (1 - z) ** (a - 1) * hyp2f1(a + self.b - 1 - self.r, a - 1, c, z)
+            out[i] = (c / (a - 1) * (1 - tail))[pairs].reshape(x.shape) * alive
+        return out
 
     def expected_purchases_new(self, t: Any) -> np.ndarray:
         """E[X(t)] for a customer just acquired (FHL 2005, eq. 7):

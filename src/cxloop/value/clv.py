@@ -66,14 +66,14 @@ def customer_values(summary: Summary, models: ValueModels, options: ClvOptions |
     month = DAYS_PER_MONTH / summary.days_per_unit
     rows = Rows.of(frame["frequency"], frame["recency"], frame["T"])
     model = models.purchases
-    cumulative = np.stack(
-        [model.expected_purchases(k * month, rows.x, rows.t_x, rows.T) for k in range(options.months + 1)]
-    )
+    times = np.arange(options.months + 1) * month
+    alive = model.p_alive(rows.x, rows.t_x, rows.T)
+    cumulative = model.expected_purchases_at(times, rows.x, rows.t_x, rows.T, alive)
     discount = (1 + options.discount_rate) ** -np.arange(1, options.months + 1)
     discounted = (discount[:, None] * np.diff(cumulative, axis=0)).sum(axis=0)
     spend = models.spend.expected_spend(frame["frequency"], frame["monetary_value"])
     out = frame[[c for c in COLUMNS if c in frame]].copy()
-    out["p_alive"] = model.p_alive(rows.x, rows.t_x, rows.T)[rows.inverse]
+    out["p_alive"] = alive[rows.inverse]
     out["expected_purchases"] = cumulative[-1][rows.inverse]
     out["expected_spend"] = spend
     out["clv"] = options.margin * spend * discounted[rows.inverse]

@@ -176,6 +176,26 @@ class Values:
 
 
 @dataclass(frozen=True)
+class Pairs:
+    """Two columns of the rows as their distinct pairs (``u``, ``v``) and a code per row: a
+    likelihood term of (x, T) or of (x, t_x) alone is computed per pair, and sums over rows
+    weighted by such terms become ``np.bincount`` per pair."""
+
+    u: np.ndarray
+    v: np.ndarray
+    code: np.ndarray
+
+    @classmethod
+    def of(cls, u: np.ndarray, v: np.ndarray) -> Pairs:
+        code, du, dv = distinct_pairs(u, v)
+        return cls(du, dv, code.astype(np.int64))
+
+    def total(self, weights: np.ndarray) -> np.ndarray:
+        """Σ of ``weights`` over the rows of each pair."""
+        return np.bincount(self.code, weights=weights, minlength=len(self.u))
+
+
+@dataclass(frozen=True)
 class Rows:
     """Customers' (x, t_x, T) compressed to unique rows: the likelihood is evaluated once per
     row and weighted by ``count`` (``inverse`` maps each customer back to its row). Customers
@@ -190,6 +210,8 @@ class Rows:
     xs: Values
     ts: Values
     Ts: Values
+    x_T: Pairs
+    x_t: Pairs
 
     @classmethod
     def of(cls, x: Any, t_x: Any, T: Any) -> Rows:
@@ -207,7 +229,16 @@ class Rows:
         first[inverse[::-1]] = np.arange(len(x) - 1, -1, -1)
         ux_, ut_, uT_ = x[first], t_x[first], T[first]
         return cls(
-            ux_, ut_, uT_, count, inverse.astype(np.int64), Values.of(ux_), Values.of(ut_), Values.of(uT_)
+            ux_,
+            ut_,
+            uT_,
+            count,
+            inverse.astype(np.int64),
+            Values.of(ux_),
+            Values.of(ut_),
+            Values.of(uT_),
+            Pairs.of(ux_, uT_),
+            Pairs.of(ux_, ut_),
         )
 
     @property

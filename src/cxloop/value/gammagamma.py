@@ -48,7 +48,8 @@ class SpendData:
         keep = (x > 0) & (m > 0) & np.isfinite(m)
         x, m = x[keep], m[keep]
         distinct, count = np.unique(x, return_counts=True)
-        return cls(x, m, distinct, count.astype(float), float((x * np.log(x * m)).sum()), float(np.log(m).sum()))
+        sum_x_log_xm = float((x * np.log(x * m)).sum())
+        return cls(x, m, distinct, count.astype(float), sum_x_log_xm, float(np.log(m).sum()))
 
 
 def log_likelihood(theta: np.ndarray, data: SpendData) -> tuple[float, np.ndarray]:
@@ -66,7 +67,8 @@ def log_likelihood(theta: np.ndarray, data: SpendData) -> tuple[float, np.ndarra
         - data.sum_log_m
         - ((px + q) * log_gxm).sum()
     )
-    grad_p = uc @ (ux * (digamma(p * ux + q) - digamma(p * ux))) + data.sum_x_log_xm - (data.x * log_gxm).sum()
+    grad_p = uc @ (ux * (digamma(p * ux + q) - digamma(p * ux))) + data.sum_x_log_xm
+    grad_p -= (data.x * log_gxm).sum()
     grad_q = uc @ digamma(p * ux + q) - n * digamma(q) + n * np.log(g) - log_gxm.sum()
     grad_g = n * q / g - ((px + q) / (g + data.x * data.m)).sum()
     return float(ll), np.array([grad_p * p, grad_q * q, grad_g * g])

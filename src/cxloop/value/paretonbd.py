@@ -125,11 +125,22 @@ class ParetoNBD:
     def expected_purchases(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """E[Y(t) | x, t_x, T] = (r+x)(β+T) / ((α+T)(s−1)) · [1 − ((β+T)/(β+T+t))^(s−1)] · P(alive)
         (the bracket over s−1 taken as −expm1((s−1)·log q)/(s−1), which tends to −log q at s = 1)."""
+        return np.asarray(self.expected_purchases_at([t], frequency, recency, T)[0])
+
+    def expected_purchases_at(
+        self, times: Any, frequency: Any, recency: Any, T: Any, alive: np.ndarray | None = None
+    ) -> np.ndarray:
+        """E[Y(t) | x, t_x, T] for each t of ``times``, shape (len(times), *x.shape); P(alive)
+        (an integral per customer) is computed once."""
         x, t_x, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        if t <= 0:
-            return np.zeros_like(x)
-        log_q = np.log(self.beta + T) - np.log(self.beta + T + t)
-        sm1 = self.s - 1
-        bracket = -np.expm1(sm1 * log_q) / sm1 if abs(sm1) > 1e-9 else -log_q
+        alive = self.p_alive(x, t_x, T) if alive is None else alive  # the caller's, if it has it
         rate = (self.r + x) * (self.beta + T) / (self.alpha + T)
-        return np.asarray(rate * bracket * self.p_alive(x, t_x, T))
+        sm1 = self.s - 1
+        out = np.zeros((len(times), *x.shape))
+        for i, t in enumerate(np.asarray(times, dtype=float)):
+            if t <= 0:
+                continue
+            log_q = np.log(self.beta + T) - np.log(self.beta + T + t)
+            bracket = -np.expm1(sm1 * log_q) / sm1 if abs(sm1) > 1e-9 else -log_q
+            out[i] = rate * bracket * alive
+        return out
