@@ -64,6 +64,30 @@ def test_a_route_without_a_requirement_is_reported(tmp_path: Path) -> None:
     assert undeclared == {"/api/v1/forgotten", "/raw"}
 
 
+# The REST API of customers, exports and imports (issue 4): who may call each route, pinned.
+DATA_ROUTES = {
+    ("GET", "/api/v1/customers"): Capability.DATA_READ,
+    ("GET", "/api/v1/customers/{customer_id}"): Capability.DATA_READ,
+    ("GET", "/api/v1/exports/{table}"): Capability.DATA_READ,
+    ("POST", "/api/v1/imports"): Capability.IMPORTS_RUN,
+    ("POST", "/api/v1/imports/preview"): Capability.IMPORTS_RUN,
+    ("GET", "/api/v1/imports"): Capability.IMPORTS_RUN,
+    ("GET", "/api/v1/imports/{job_id}"): Capability.IMPORTS_RUN,
+    ("GET", "/api/v1/imports/{job_id}/rejects"): Capability.IMPORTS_RUN,
+}
+
+
+def test_customer_export_and_import_routes_require_their_capability(tmp_path: Path) -> None:
+    declared = {
+        (method, r.path): {str(q) for q in r.requirements}
+        for r in route_access(bare_app(tmp_path))
+        for method in r.methods
+        if (method, r.path) in DATA_ROUTES
+    }
+
+    assert declared == {route: {capability.value} for route, capability in DATA_ROUTES.items()}
+
+
 def concrete(path: str) -> str:
     """A path with its parameters filled in: access is decided before the parameters are used."""
     return re.sub(r"\{[^}]+\}", "1", path)

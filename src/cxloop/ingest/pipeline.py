@@ -65,6 +65,8 @@ class ImportOptions:
     sheet: str | None = None
     dry_run: bool = False
     rejects_dir: Path = Path("cxloop-rejects")
+    rejects_parquet: bool = False
+    """Also write the report as Parquet with the values exactly as in the file (for the server)."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,13 @@ def _full_import(
             # Written inside the transaction: a dry run's rollback drops the staged tables.
             rejects.stage_rejects(conn, raw)
             result.reject_sample = rejects.sample(conn)
-            files = rejects.write(conn, raw, options.rejects_dir, f"{job.path.stem}.{job.import_id[:8]}")
+            files = rejects.write(
+                conn,
+                raw,
+                options.rejects_dir,
+                f"{job.path.stem}.{job.import_id[:8]}",
+                parquet=options.rejects_parquet,
+            )
             result.reject_file, result.rejected_rows_file = str(files.report), str(files.rows)
         if options.dry_run:
             raise _DryRun

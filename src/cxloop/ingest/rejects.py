@@ -85,9 +85,23 @@ def sample(conn: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict[str, o
     return [dict(zip(("line", "field", "value", "reason"), r, strict=True)) for r in rows]
 
 
-def write(conn: duckdb.DuckDBPyConnection, raw: RawTable, directory: Path, stem: str) -> RejectFiles:
+def parquet_report(report: Path) -> Path:
+    """Where ``write(..., parquet=True)`` put the report as Parquet, beside the CSV ``report``."""
+    return report.with_name(report.name.removesuffix(".csv") + ".parquet")
+
+
+def write(
+    conn: duckdb.DuckDBPyConnection, raw: RawTable, directory: Path, stem: str, *, parquet: bool = False
+) -> RejectFiles:
+    """The two CSV files; with ``parquet`` also the report as Parquet (:func:`parquet_report`), its
+    values exactly as in the file (not neutralised: it is data for programs, not a spreadsheet)."""
     directory.mkdir(parents=True, exist_ok=True)
     files = RejectFiles(directory / f"{stem}.rejects.csv", directory / f"{stem}.rejected-rows.csv")
+    if parquet:
+        conn.execute(
+            "COPY (SELECT line, field, value, reason FROM cx_reject_report ORDER BY line, field) "
+            f"TO {literal(str(parquet_report(files.report)))} (FORMAT parquet)"
+        )
     safe_value = neutralise_sql("value")
     conn.execute(
         f"COPY (SELECT line, field, {safe_value} AS value, reason FROM cx_reject_report "

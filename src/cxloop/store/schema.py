@@ -279,3 +279,54 @@ login_attempts = sa.Table(
 )
 
 ACCOUNT_TABLES = (users, sessions, api_tokens, login_attempts)
+
+# Imports the web server runs in the background (migration 0004): the job's state lives here so that
+# every server process (several workers on PostgreSQL) sees the same jobs.
+
+import_jobs = sa.Table(
+    "import_jobs",
+    metadata,
+    sa.Column("job_id", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False, comment="queued | running | done | failed"),
+    sa.Column("step", sa.Text, comment="read | check | compare | write | report"),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False, comment="As uploaded (untrusted text)"),
+    sa.Column("file_bytes", sa.BigInteger, nullable=False),
+    sa.Column("stored_path", sa.Text, comment="The upload on the server; NULL once deleted"),
+    sa.Column("options", sa.Text, nullable=False, comment="JSON: preset, maps, sets, dry_run, ..."),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("user_id", sa.Text),
+    sa.Column("worker", sa.Text, comment="host:pid of the process running it"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("import_id", sa.Text),
+    sa.Column("rows_read", sa.BigInteger),
+    sa.Column("loaded", sa.BigInteger),
+    sa.Column("updated", sa.BigInteger),
+    sa.Column("unchanged", sa.BigInteger),
+    sa.Column("rejected", sa.BigInteger),
+    sa.Column("rejects_kept", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_import_jobs_created_at", "created_at"),
+    comment="Imports run by the server in the background, shared by every server process",
+)
+
+import_job_rejects = sa.Table(
+    "import_job_rejects",
+    metadata,
+    sa.Column("job_id", sa.Text, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False, comment="Report order: by line, then field"),
+    sa.Column("line", sa.BigInteger),
+    sa.Column("field", sa.Text),
+    sa.Column("value", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Index("ix_import_job_rejects_job_id_seq", "job_id", "seq"),
+    comment="Reject reports of import jobs (line, field, value, reason), values as in the file",
+)
+
+# A customer's rows by customer id, for the customer page (PostgreSQL only, see migration 0004).
+sa.Index("ix_orders_customer_id", orders.c.customer_id)
+sa.Index("ix_survey_responses_customer_id", survey_responses.c.customer_id)
+sa.Index("ix_tickets_customer_id", tickets.c.customer_id)
+sa.Index("ix_reviews_customer_id", reviews.c.customer_id)

@@ -22,6 +22,7 @@ from cxloop.web import (
     api,
     api_customers,
     api_exports,
+    api_imports,
     api_metrics,
     api_value,
     errors,
@@ -52,6 +53,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.import_runner.shutdown()  # waits for a running import; fails the queued ones
         if getattr(app.state, "owns_store", False):
             app.state.store.close()
 
@@ -67,6 +69,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.state.store = store
     app.state.settings = web
     app.state.clock = clock or utcnow
+    app.state.import_runner = api_imports.make_runner(store, web, app.state.clock)
     app.state.templates = make_templates()
     add_nav(app, "Dashboard", "/", Capability.DASHBOARDS_READ)
     add_nav(app, "KPIs", "/kpis", Capability.DASHBOARDS_READ)
@@ -81,6 +84,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(api_metrics.router)
     app.include_router(api_customers.router)
     app.include_router(api_exports.router)
+    app.include_router(api_imports.router)
     app.include_router(api_value.router)
     app.include_router(api.system)
     declare_public_mount(app, "/static", StaticFiles(directory=STATIC), name="static")

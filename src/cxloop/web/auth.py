@@ -131,6 +131,7 @@ async def check_csrf(request: Request, expected: str | None) -> None:
         value = (await request.form()).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not secrets.compare_digest(sent.encode(), expected.encode()):
+        await request.close()  # the uploaded files of a parsed form, if any
         raise Forbidden("the form has expired or came from another site (CSRF check failed): reload, retry")
 
 
