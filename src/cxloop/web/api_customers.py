@@ -171,7 +171,7 @@ class CustomerView(BaseModel):
     more: bool = Field(description="Older events exist: ask again with before=<the last event's at>")
 
 
-@router.get("", responses=problem_responses(401, 403, 422))
+@router.get("", summary="Search customers", responses=problem_responses(401, 403, 422))
 def list_customers(
     request: Request,
     store: StoreDep,
@@ -222,7 +222,11 @@ def list_customers(
     )
 
 
-@router.get("/{customer_id}", responses=problem_responses(401, 403, 404, 422))
+@router.get(
+    "/{customer_id}",
+    summary="One customer: figures and timeline",
+    responses=problem_responses(401, 403, 404, 422),
+)
 def customer(
     customer_id: str,
     store: StoreDep,

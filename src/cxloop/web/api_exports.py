@@ -32,6 +32,7 @@ MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apa
 
 @router.get(
     "/{table}",
+    summary="Export a table as CSV or Parquet",
     dependencies=[Depends(require(Capability.DATA_READ))],
     response_class=FileResponse,
     responses={

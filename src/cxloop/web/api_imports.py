@@ -343,7 +343,9 @@ def save_upload(file: UploadFile, folder: Path) -> tuple[Path, int]:
 
 @router.post(
     "",
+    summary="Upload a file to import in the background",
     status_code=202,
+    response_model=Job,
     dependencies=[Depends(upload_size)],
     openapi_extra=multipart(*MULTIPART_FIELDS),
     responses={
@@ -401,6 +403,7 @@ async def start_import(
 
 @router.post(
     "/preview",
+    summary="Preview a file's first rows and mapping",
     dependencies=[Depends(upload_size)],
     openapi_extra=multipart(
         "file",
@@ -461,7 +464,12 @@ async def preview(
     return Preview(**found)
 
 
-@router.get("", dependencies=[Depends(RUN)], responses=problem_responses(401, 403, 422))
+@router.get(
+    "",
+    summary="Recent import jobs and imports",
+    dependencies=[Depends(RUN)],
+    responses=problem_responses(401, 403, 422),
+)
 def imports(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=500, description="How many jobs, and how many imports")] = 50,
@@ -480,7 +488,12 @@ def job_or_404(store: StoreDep, job_id: str) -> dict[str, Any]:
     return job
 
 
-@router.get("/{job_id}", dependencies=[Depends(RUN)], responses=problem_responses(401, 403, 404))
+@router.get(
+    "/{job_id}",
+    summary="An import job's status and counts",
+    dependencies=[Depends(RUN)],
+    responses=problem_responses(401, 403, 404),
+)
 def job_status(job_id: str, store: StoreDep) -> Job:
     """One job: queued, running (with its step), done (with loaded, updated, unchanged and
     rejected counts) or failed (with the error)."""
@@ -489,6 +502,7 @@ def job_status(job_id: str, store: StoreDep) -> Job:
 
 @router.get(
     "/{job_id}/rejects",
+    summary="An import job's reject report",
     dependencies=[Depends(RUN)],
     responses={
         200: {
