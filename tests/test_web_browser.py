@@ -179,3 +179,29 @@ def test_without_javascript_a_chart_is_its_table(browser: Any, site: dict[str, A
     assert page.locator("#cohorts-chart tbody tr").count() > 0
     shoot(page, "dashboard-no-js")
     context.close()
+
+
+def test_an_analyst_uploads_a_file_previews_it_and_reads_its_reject_report(
+    page: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    upload = tmp_path / "new-customers.csv"
+    upload.write_text(
+        "customer_id,name,email,segment\n"
+        "W0001,Wanda <script>alert(1)</script>,wanda@example.com,smb\n"
+        ",Nobody,nobody@example.com,smb\n"
+    )
+    sign_in(page, site["base"], "/imports")
+    page.get_by_label("File", exact=True).set_input_files(str(upload))
+    page.get_by_label("What it holds").select_option("customers")
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#mapping")
+    assert "Wanda <script>alert(1)</script>" in page.locator("#preview-rows").inner_text()
+    shoot(page, "import-preview")
+
+    page.get_by_role("button", name="Import it").click()
+    page.wait_for_selector(".job-status[data-status='done']")
+    shoot(page, "import-done")
+
+    assert page.locator("[data-count='loaded']").inner_text() == "1"
+    assert page.locator("#rejects tbody tr td").nth(1).inner_text() == "customer_id"
+    assert page.problems == []

@@ -330,3 +330,14 @@ sa.Index("ix_orders_customer_id", orders.c.customer_id)
 sa.Index("ix_survey_responses_customer_id", survey_responses.c.customer_id)
 sa.Index("ix_tickets_customer_id", tickets.c.customer_id)
 sa.Index("ix_reviews_customer_id", reviews.c.customer_id)
+
+
+# Business settings (migration 0005): one row per setting, edited by admins and managers.
+business_settings = sa.Table(
+    "business_settings",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("updated_by", sa.Text, comment="The user's id"),
+)

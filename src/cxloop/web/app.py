@@ -29,6 +29,8 @@ from cxloop.web import (
     pages,
     pages_customers,
     pages_dashboard,
+    pages_imports,
+    pages_settings,
 )
 from cxloop.web.accounts import utcnow
 from cxloop.web.auth import declare_public_mount
@@ -74,12 +76,16 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     add_nav(app, "Dashboard", "/", Capability.DASHBOARDS_READ)
     add_nav(app, "KPIs", "/kpis", Capability.DASHBOARDS_READ)
     add_nav(app, "Customers", "/customers", Capability.DATA_READ)
+    add_nav(app, "Imports", "/imports", Capability.IMPORTS_RUN)
+    add_nav(app, "Settings", "/settings", Capability.SETTINGS_MANAGE)
     add_nav(app, "Users", "/admin/users", Capability.USERS_MANAGE)
 
     errors.install(app)
     app.include_router(pages.router)
     app.include_router(pages_dashboard.router)
     app.include_router(pages_customers.router)
+    app.include_router(pages_imports.router)
+    app.include_router(pages_settings.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
     app.include_router(api_customers.router)

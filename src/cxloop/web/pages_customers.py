@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from cxloop.business import load_business_settings
 from cxloop.customers import SORTS, customer_detail, search_customers
 from cxloop.web.auth import require
 from cxloop.web.dashboard import query_string
@@ -58,6 +59,7 @@ def customers_page(
             if offset > 0
             else None,
             "fmt": formatter(request),
+            "local": load_business_settings(store).local,
         },
     )
 
@@ -89,5 +91,6 @@ def customer_page(
             "older_link": older,
             "paged": before is not None,
             "fmt": formatter(request),
+            "local": load_business_settings(store).local,
         },
     )

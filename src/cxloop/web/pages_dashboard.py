@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from cxloop.business import load_business_settings
 from cxloop.errors import ConfigError
 from cxloop.metrics.drill import drill, row_classes
 from cxloop.metrics.frames import plain
@@ -49,7 +50,8 @@ def csv_download(table: Table, filename: str) -> Response:
 
 
 def formatter(request: Request) -> Formatter:
-    return Formatter(getattr(request.app.state, "currency", "USD"))
+    """Numbers in the business's currency (the settings page)."""
+    return Formatter(load_business_settings(request.app.state.store).currency)
 
 
 def periodic(grain: Grain) -> Grain:
