@@ -94,7 +94,7 @@ def rfm_query(
         raise ConfigError(f"lookback_days must be a positive number of days, not {lookback_days}")
     query = Query(as_of=as_of, options=options or Options())
     ctx = Context(source, query, FACTS["purchases"])
-    lines = ctx.purchase_lines()
+    lines = ctx.purchase_lines(("order_id", "customer_id", "ordered_at", "quantity", "amount"))
     lines = lines.filter(lines.customer_id.notnull())
     if lookback_days is not None:
         lines = lines.filter(lines.ordered_at >= as_of - timedelta(days=lookback_days))
@@ -104,7 +104,9 @@ def rfm_query(
         frequency=lines.order_id.nunique(where=bought),
         monetary=lines.amount.sum(),
     )
-    return per_customer.filter(per_customer.frequency > 0)
+    # Sorted here, where it is cheap; score_table sorts again only if the engine's collation
+    # orders the ids otherwise than Python does (PostgreSQL's may).
+    return per_customer.filter(per_customer.frequency > 0).order_by("customer_id")
 
 
 def rfm_table(
@@ -139,7 +141,9 @@ def score_table(frame: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     out["m_score"] = quintile_scores(out["monetary"].to_numpy(float))
     out["fm_score"] = (out["f_score"] + out["m_score"] + 1) // 2
     out["segment"] = segments(out["r_score"].to_numpy(), out["fm_score"].to_numpy())
-    return out.sort_values("customer_id", kind="stable").reset_index(drop=True)[TABLE_COLUMNS]
+    if not out["customer_id"].is_monotonic_increasing:
+        out = out.sort_values("customer_id", kind="stable")
+    return out.reset_index(drop=True)[TABLE_COLUMNS]
 
 
 def quintile_scores(values: np.ndarray) -> np.ndarray:
