@@ -57,12 +57,11 @@ def log_likelihood(theta: np.ndarray, rows: Rows) -> tuple[float, np.ndarray]:
     ucount = np.bincount(xs.code, weights=w, minlength=len(ux))
     ll = float((w * top).sum()) + ucount @ (gammaln(r + ux) - gammaln(r)) + n * r * np.log(alpha)
 
+    d_b, d_abx1, d_abx2 = digamma(b), digamma(a + b + x1), digamma(a + b + x2)
     grad_r = ucount @ (digamma(r + ux) - digamma(r)) + n * np.log(alpha) - w1 @ log_aT - w2 @ log_at
     grad_alpha = n * r / alpha - w1 @ ((r + x1) / (alpha + T1)) - w2 @ ((r + x2) / (alpha + t2))
-    grad_a = w1 @ (d_ab - digamma(a + b + x1)) + w2 @ (1 / a - digamma(a + b + x2) + d_ab)
-    grad_b = w1 @ (digamma(b + x1) - digamma(a + b + x1) - digamma(b) + d_ab) + w2 @ (
-        digamma(b + x2m1) - digamma(a + b + x2) - digamma(b) + d_ab
-    )
+    grad_a = w1 @ (d_ab - d_abx1) + w2 @ (1 / a - d_abx2 + d_ab)
+    grad_b = w1 @ (digamma(b + x1) - d_abx1 - d_b + d_ab) + w2 @ (digamma(b + x2m1) - d_abx2 - d_b + d_ab)
     return float(ll), np.array([grad_r * r, grad_alpha * alpha, grad_a * a, grad_b * b])
 
 
