@@ -204,3 +204,33 @@ def test_plotly_is_served_from_the_installed_package_compressed_and_cached(clien
     assert "max-age" in plain.headers["cache-control"] and len(plain.content) > 1_000_000
     assert zipped.headers.get("content-encoding") == "gzip" and zipped.content == plain.content
     assert client.get("/vendor/anything-else.js").status_code == 404
+
+
+def test_the_value_page_shows_the_fitted_models_and_the_api_agrees(
+    client: TestClient, viewer: dict[str, str], analyst: dict[str, str]
+) -> None:
+    html = page(client, "/value", viewer)
+    fit = client.get("/api/v1/value/fit", headers=viewer).json()
+    rows = csv_rows(client, "/value?download=fit", viewer)
+    holdout = csv_rows(client, "/value?download=holdout", viewer)
+
+    assert html.count('class="chart"') == 2 and "CLV by segment" in html
+    assert [(r["model"], r["parameter"]) for r in rows] == [(f["model"], f["parameter"]) for f in fit]
+    assert [float(r["value"]) for r in rows] == pytest.approx([f["value"] for f in fit], rel=1e-12)
+    assert holdout[-1]["frequency"] == "all" and float(holdout[-1]["actual_total"]) >= 0
+    assert 'href="/value/at-risk"' not in html  # the viewer may not read customer-level rows
+    assert 'href="/value/at-risk"' in page(client, "/value", analyst)
+
+
+def test_customers_at_risk_are_listed_with_a_reason_for_those_who_may_read_them(
+    client: TestClient, viewer: dict[str, str], analyst: dict[str, str]
+) -> None:
+    rows = csv_rows(client, "/value/at-risk?download=csv", analyst)
+    html = page(client, "/value/at-risk", analyst)
+
+    assert client.get("/value/at-risk", headers=viewer).status_code == 403
+    assert all(float(r["p_alive"]) < 0.5 and r["reason"].startswith("spent ") for r in rows)
+    if rows:
+        first = rows[0]["customer_id"]
+        assert f'href="/customers/{first}"' in html
+        assert "<strong>At risk:</strong>" in page(client, f"/customers/{first}", analyst)

@@ -31,6 +31,7 @@ from cxloop.web import (
     pages_dashboard,
     pages_imports,
     pages_settings,
+    pages_value,
 )
 from cxloop.web.accounts import utcnow
 from cxloop.web.auth import declare_public_mount
@@ -76,6 +77,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     add_nav(app, "Dashboard", "/", Capability.DASHBOARDS_READ)
     add_nav(app, "KPIs", "/kpis", Capability.DASHBOARDS_READ)
     add_nav(app, "Customers", "/customers", Capability.DATA_READ)
+    add_nav(app, "Value", "/value", Capability.DASHBOARDS_READ)
     add_nav(app, "Imports", "/imports", Capability.IMPORTS_RUN)
     add_nav(app, "Settings", "/settings", Capability.SETTINGS_MANAGE)
     add_nav(app, "Users", "/admin/users", Capability.USERS_MANAGE)
@@ -86,6 +88,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(pages_customers.router)
     app.include_router(pages_imports.router)
     app.include_router(pages_settings.router)
+    app.include_router(pages_value.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
     app.include_router(api_customers.router)

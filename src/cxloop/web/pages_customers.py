@@ -15,11 +15,13 @@ from starlette.responses import Response
 
 from cxloop.business import load_business_settings
 from cxloop.customers import SORTS, customer_detail, search_customers
+from cxloop.web.api_value import value_cache
 from cxloop.web.auth import require
 from cxloop.web.dashboard import query_string
-from cxloop.web.deps import StoreDep
+from cxloop.web.deps import ClockDep, StoreDep
 from cxloop.web.errors import Problem
 from cxloop.web.pages_dashboard import formatter
+from cxloop.web.pages_value import customer_value
 from cxloop.web.roles import Capability
 from cxloop.web.sessions import Principal
 from cxloop.web.templating import render
@@ -70,6 +72,7 @@ def customer_page(
     customer_id: str,
     store: StoreDep,
     who: Annotated[Principal, Depends(ROWS)],
+    clock: ClockDep,
     before: Annotated[dt.datetime | None, Query(description="Older events than this moment")] = None,
 ) -> Response:
     detail = customer_detail(store, customer_id, limit=TIMELINE_SIZE, before=before)
@@ -92,5 +95,6 @@ def customer_page(
             "paged": before is not None,
             "fmt": formatter(request),
             "local": load_business_settings(store).local,
+            "value": customer_value(store, value_cache(request), detail.customer["customer_id"], clock()),
         },
     )
