@@ -272,3 +272,17 @@ def test_the_schema_documents_the_routes_with_examples(
     events = schema["components"]["schemas"]["CustomerView"]["properties"]["timeline"]["items"]
     assert events["discriminator"]["propertyName"] == "type"
     assert schema["components"]["schemas"]["CustomerItem"]["properties"]["revenue"]["examples"]
+
+
+def test_an_unknown_query_parameter_is_a_422_naming_it(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, who = api
+
+    body = problem(client.get("/api/v1/customers?segmnet=smb", headers=who["analyst"]), 422)
+
+    assert body["errors"][0]["loc"] == ["query", "segmnet"] and "segment" in body["errors"][0]["msg"]
+    problem(client.get("/api/v1/customers/C1?limit=2&page=2", headers=who["analyst"]), 422)
+    problem(client.get("/api/v1/exports/orders?fromat=parquet", headers=who["analyst"]), 422)
+    problem(client.get("/api/v1/imports?limt=5", headers=who["analyst"]), 422)
+    ok(client.get("/api/v1/customers?segment=smb&limit=1", headers=who["analyst"]))

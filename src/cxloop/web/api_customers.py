@@ -19,11 +19,12 @@ from cxloop.web.auth import require
 from cxloop.web.deps import StoreDep
 from cxloop.web.errors import Problem, problem_responses
 from cxloop.web.roles import Capability
+from cxloop.web.strict import no_unknown_query
 
 router = APIRouter(
     prefix="/api/v1/customers",
     tags=["customers"],
-    dependencies=[Depends(require(Capability.DATA_READ))],
+    dependencies=[Depends(require(Capability.DATA_READ)), Depends(no_unknown_query)],
 )
 
 

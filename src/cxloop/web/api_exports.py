@@ -25,8 +25,9 @@ from cxloop.web.auth import require
 from cxloop.web.deps import SettingsDep, StoreDep
 from cxloop.web.errors import Problem, problem_responses
 from cxloop.web.roles import Capability
+from cxloop.web.strict import no_unknown_query
 
-router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+router = APIRouter(prefix="/api/v1/exports", tags=["exports"], dependencies=[Depends(no_unknown_query)])
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 

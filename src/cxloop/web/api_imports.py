@@ -52,8 +52,9 @@ from cxloop.web.errors import Problem, problem_responses
 from cxloop.web.roles import Capability
 from cxloop.web.sessions import Principal
 from cxloop.web.settings import WebSettings
+from cxloop.web.strict import no_unknown_query
 
-router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+router = APIRouter(prefix="/api/v1/imports", tags=["imports"], dependencies=[Depends(no_unknown_query)])
 RUN = require(Capability.IMPORTS_RUN)
 FORM_FIELDS = 64  # every option of an import, with room for many --map pairs
 
