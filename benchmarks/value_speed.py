@@ -85,22 +85,19 @@ def cxloop_case(path: str) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from cxloop.value.bgnbd import BetaGeo
     from cxloop.value.clv import ClvOptions, customer_values
-    from cxloop.value.gammagamma import GammaGamma
-    from cxloop.value.models import ValueModels
+    from cxloop.value.models import fit_models
     from cxloop.value.summary import Summary
 
     frame = pd.read_csv(path)
     frame["customer_id"] = np.arange(len(frame)).astype(str)
     frame["total_spend"] = 0.0
     frame["last_purchase"] = None
-    start = time.perf_counter()
-    bg = BetaGeo.fitted(frame["frequency"], frame["recency"], frame["T"])
-    gg = GammaGamma.fitted(frame["frequency"], frame["monetary_value"])
-    fitted = time.perf_counter()
     summary = Summary(frame, dt.date(2000, 1, 1), "weeks")
-    models = ValueModels(bg, gg, "weeks")
+    start = time.perf_counter()
+    models = fit_models(summary)  # BG/NBD on the unique (x, t_x, T) rows, Gamma-Gamma
+    fitted = time.perf_counter()
+    bg, gg = models.purchases, models.spend
     values = customer_values(summary, models, ClvOptions(months=12, discount_rate=0.01))
     done = time.perf_counter()
     assert np.isfinite(values["clv"]).all()

@@ -78,7 +78,11 @@ class BetaGeo:
     @classmethod
     def fitted(cls, frequency: Any, recency: Any, T: Any) -> BetaGeo:
         """Maximum likelihood on customers' repeat purchases x, recency t_x and age T."""
-        rows = Rows.of(frequency, recency, T)
+        return cls.from_rows(Rows.of(frequency, recency, T))
+
+    @classmethod
+    def from_rows(cls, rows: Rows) -> BetaGeo:
+        """Maximum likelihood on customers already compressed to rows."""
         if not np.any(rows.x > 0):
             raise FitError("BG/NBD: no customer made a repeat purchase; the model cannot be fitted")
         fit = maximise("bgnbd", NAMES, lambda th: log_likelihood(th, rows), customers=rows.customers)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from cxloop.errors import ConfigError
-from cxloop.value.fitting import FitError, Rows
+from cxloop.value.fitting import FitError
 from cxloop.value.models import ValueModels
 from cxloop.value.summary import Summary
 
@@ -58,13 +58,14 @@ class ClvOptions:
 
 
 def customer_values(summary: Summary, models: ValueModels, options: ClvOptions | None = None) -> pd.DataFrame:
-    """One row per customer of the summary: its history, P(alive), expected purchases over the
-    horizon, expected spend per purchase and CLV (and segment when the summary has it)."""
+    """One row per customer of the summary, in its order (by customer id): its history,
+    P(alive), expected purchases over the horizon, expected spend per purchase and CLV (and
+    segment when the summary has it). :func:`most_valuable` sorts them."""
     options = options or ClvOptions()
     options.check()
     frame = summary.frame
     month = DAYS_PER_MONTH / summary.days_per_unit
-    rows = Rows.of(frame["frequency"], frame["recency"], frame["T"])
+    rows = summary.rows
     model = models.purchases
     times = np.arange(options.months + 1) * month
     alive = model.p_alive(rows.x, rows.t_x, rows.T)
@@ -72,20 +73,33 @@ def customer_values(summary: Summary, models: ValueModels, options: ClvOptions |
     discount = (1 + options.discount_rate) ** -np.arange(1, options.months + 1)
     discounted = (discount[:, None] * np.diff(cumulative, axis=0)).sum(axis=0)
     spend = models.spend.expected_spend(frame["frequency"], frame["monetary_value"])
-    out = frame[[c for c in COLUMNS if c in frame]].copy()
-    out["p_alive"] = alive[rows.inverse]
-    out["expected_purchases"] = cumulative[-1][rows.inverse]
-    out["expected_spend"] = spend
-    out["clv"] = options.margin * spend * discounted[rows.inverse]
-    numbers = out[["p_alive", "expected_purchases", "expected_spend", "clv"]].to_numpy(float)
-    if not np.all(np.isfinite(numbers)):
+    predictions = {
+        "p_alive": alive[rows.inverse],
+        "expected_purchases": cumulative[-1][rows.inverse],
+        "expected_spend": spend,
+        "clv": options.margin * spend * discounted[rows.inverse],
+    }
+    if not all(np.all(np.isfinite(v)) for v in predictions.values()):
         raise FitError("the fitted models give non-finite predictions for some customers; refit on more data")
+    out = frame[[c for c in COLUMNS if c in frame]].assign(**predictions)
     if "segment" in frame:
         out["segment"] = frame["segment"]
-    # Largest CLV first; ties keep the summary's order (by customer id). A stable sort on one
-    # float column: sorting a million customer ids as text as well would take seconds.
-    order = np.argsort(-out["clv"].to_numpy(float), kind="stable")
-    return out.iloc[order].reset_index(drop=True)
+    return out
+
+
+def most_valuable(values: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
+    """Customer values sorted by CLV, largest first (the ``top`` first when given); ties keep
+    the summary's order (by customer id). A stable sort on one float column: sorting a million
+    customer ids as text as well would take seconds."""
+    clv = values["clv"].to_numpy(float)
+    if top is not None and top < len(values):
+        # Only the top: partition first, then sort those few (and their ties) stably.
+        cut = np.partition(-clv, top - 1)[top - 1]
+        candidates = np.flatnonzero(-clv <= cut)
+        order = candidates[np.argsort(-clv[candidates], kind="stable")][:top]
+    else:
+        order = np.argsort(-clv, kind="stable")
+    return values.iloc[order].reset_index(drop=True)
 
 
 def clv_by_segment(values: pd.DataFrame) -> pd.DataFrame:

@@ -42,11 +42,11 @@ class ValueModels:
         return [{**row, "unit": self.unit} for fit in self.fits for row in fit.rows()]
 
 
-def purchase_model(name: str, frequency: Any, recency: Any, T: Any) -> PurchaseModel:
+def purchase_model(name: str, rows: Rows) -> PurchaseModel:
     if name == "bgnbd":
-        return BetaGeo.fitted(frequency, recency, T)
+        return BetaGeo.from_rows(rows)
     if name == "paretonbd":
-        return ParetoNBD.fitted(frequency, recency, T)
+        return ParetoNBD.from_rows(rows)
     raise ConfigError(f"unknown purchase model {name!r}: use {' or '.join(MODELS)}")
 
 
@@ -54,15 +54,15 @@ def fit_models(summary: Summary, model: str = "bgnbd") -> ValueModels:
     """Fit ``model`` (bgnbd or paretonbd) on x, t_x, T and Gamma-Gamma on x and mean repeat spend;
     raises :class:`cxloop.value.fitting.FitError` when either cannot be fitted."""
     frame = summary.frame
-    purchases = purchase_model(model, frame["frequency"], frame["recency"], frame["T"])
+    purchases = purchase_model(model, summary.rows)
     spend = GammaGamma.fitted(frame["frequency"], frame["monetary_value"])
     return ValueModels(purchases, spend, summary.unit)
 
 
-def per_row(model: PurchaseModel, summary_frame: Any, t: float) -> tuple[np.ndarray, np.ndarray]:
+def per_row(model: PurchaseModel, summary: Summary, t: float) -> tuple[np.ndarray, np.ndarray]:
     """P(alive) and E[purchases in the next t] per customer, computed once per unique
     (x, t_x, T) row."""
-    rows = Rows.of(summary_frame["frequency"], summary_frame["recency"], summary_frame["T"])
+    rows = summary.rows
     alive = model.p_alive(rows.x, rows.t_x, rows.T)
     expected = model.expected_purchases(t, rows.x, rows.t_x, rows.T)
     return alive[rows.inverse], expected[rows.inverse]

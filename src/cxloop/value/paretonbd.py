@@ -105,7 +105,11 @@ class ParetoNBD:
     @classmethod
     def fitted(cls, frequency: Any, recency: Any, T: Any) -> ParetoNBD:
         """Maximum likelihood on customers' repeat purchases x, recency t_x and age T."""
-        rows = Rows.of(frequency, recency, T)
+        return cls.from_rows(Rows.of(frequency, recency, T))
+
+    @classmethod
+    def from_rows(cls, rows: Rows) -> ParetoNBD:
+        """Maximum likelihood on customers already compressed to rows."""
         if not np.any(rows.x > 0):
             raise FitError("Pareto/NBD: no customer made a repeat purchase; the model cannot be fitted")
         fit = maximise("paretonbd", NAMES, lambda th: log_likelihood(th, rows), customers=rows.customers)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from cxloop.metrics.source import Source
 from cxloop.value.at_risk import AtRiskOptions, at_risk
-from cxloop.value.clv import ClvOptions, customer_values
+from cxloop.value.clv import ClvOptions, customer_values, most_valuable
 from cxloop.value.fitting import Fit
 from cxloop.value.models import MODELS, ValueModels, fit_models, purchase_model
 from cxloop.value.summary import Summary, rfm_summary
@@ -59,17 +59,17 @@ def fit_rows(source: Source, query: ValueQuery, *, all_models: bool = False) -> 
     result = fitted(source, query)
     fits: list[Fit] = list(result.models.fits)
     if all_models:
-        frame = result.summary.frame
         for name in MODELS:
             if name != query.model:
-                extra = purchase_model(name, frame["frequency"], frame["recency"], frame["T"]).fit
+                extra = purchase_model(name, result.summary.rows).fit
                 if extra is not None:
                     fits.insert(len(fits) - 1, extra)  # purchase models first, Gamma-Gamma last
     return [{**row, "unit": query.unit} for fit in fits for row in fit.rows()]
 
 
 def value_frame(result: Fitted, options: ClvOptions | None = None) -> pd.DataFrame:
-    return customer_values(result.summary, result.models, options)
+    """Customer values, most valuable first."""
+    return most_valuable(customer_values(result.summary, result.models, options))
 
 
 def at_risk_frame(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import ibis
@@ -38,6 +39,7 @@ import pandas as pd
 from cxloop.errors import ConfigError
 from cxloop.metrics.query import FACTS, Context, Query
 from cxloop.metrics.source import Source, to_pandas
+from cxloop.value.fitting import Rows
 
 Unit = Literal["days", "weeks"]
 UNITS: dict[str, float] = {"days": 1.0, "weeks": 7.0}
@@ -66,6 +68,11 @@ class Summary:
     @property
     def days_per_unit(self) -> float:
         return UNITS[self.unit]
+
+    @cached_property
+    def rows(self) -> Rows:
+        """The customers' (x, t_x, T) as unique rows, computed once for the fit and predictions."""
+        return Rows.of(self.frame["frequency"], self.frame["recency"], self.frame["T"])
 
 
 def _check(calibration_end: dt.date, holdout_end: dt.date | None, unit: str) -> None:

@@ -38,7 +38,7 @@ def holdout_table(summary: Summary, models: ValueModels, *, top: int = 7) -> pd.
         raise ConfigError("validation needs a holdout period: give a holdout end after the calibration end")
     frame = summary.frame
     length = (summary.holdout_end - summary.calibration_end).days / summary.days_per_unit
-    _, predicted = per_row(models.purchases, frame, length)
+    _, predicted = per_row(models.purchases, summary, length)
     x = frame["frequency"].to_numpy(np.int64)
     data = pd.DataFrame(
         {
