@@ -17,9 +17,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from cxloop.ingest.csvsafe import neutralise
+from cxloop.metrics.frames import plain
 
 # A palette distinguishable with the common colour-vision deficiencies (Okabe & Ito 2008).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -31,6 +35,13 @@ class Table:
 
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, columns: Sequence[str] | None = None) -> Table:
+        """``columns`` of ``frame`` (all by default; missing ones empty), values as plain Python."""
+        names = list(columns) if columns is not None else [str(c) for c in frame.columns]
+        shaped = frame.reindex(columns=names)
+        return cls(names, [[plain(v) for v in row] for row in shaped.itertuples(index=False)])
 
     def csv(self) -> str:
         out = io.StringIO()

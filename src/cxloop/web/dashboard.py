@@ -18,7 +18,6 @@ import pandas as pd
 from cxloop.metrics.api import summary as headline
 from cxloop.metrics.cohorts import cohort_matrix
 from cxloop.metrics.compute import compute_queries, compute_query, make_query
-from cxloop.metrics.frames import plain
 from cxloop.metrics.grains import Grain, period_start, shift
 from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.query import Options
@@ -163,9 +162,7 @@ def trend(
     frame = _series(source, kpi, grain, as_of, options or Options(), by)
     dims = list(by)
     columns = ["period", *dims, "value", "n", "ci_low", "ci_high", "warning"]
-    table = Table(
-        columns, [[plain(v) for v in row] for row in frame.reindex(columns=columns).itertuples(index=False)]
-    )
+    table = Table.from_frame(frame, columns)
     for row in table.rows:
         row[0] = _iso(row[0])
     title = f"{kpi.name} by {grain.value}" + (f", by {', '.join(dims)}" if dims else "")
@@ -205,7 +202,7 @@ def cohort_heatmap(
     matrix = cohort_matrix(source, grain=grain, start=trend_start(as_of, grain), as_of=as_of)
     columns = ["cohort", "age", "cohort_size", "customers", "retention", "revenue_retention", "complete"]
     cells = matrix.reindex(columns=columns)
-    table = Table(columns, [[plain(v) for v in row] for row in cells.itertuples(index=False)])
+    table = Table.from_frame(cells, columns)
     for row in table.rows:
         row[0] = _iso(row[0])
     cohorts_ = sorted({r[0] for r in table.rows})
@@ -240,7 +237,7 @@ def rfm_chart(source: Source, *, as_of: dt.datetime, csv_href: str | None = None
         "avg_monetary",
     ]
     frame = segments.reindex(columns=columns)
-    table = Table(columns, [[plain(v) for v in row] for row in frame.itertuples(index=False)])
+    table = Table.from_frame(frame, columns)
     return bar_chart(
         "rfm",
         "Customers by RFM segment",

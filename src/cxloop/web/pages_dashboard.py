@@ -16,7 +16,6 @@ from starlette.responses import Response
 from cxloop.business import load_business_settings
 from cxloop.errors import ConfigError
 from cxloop.metrics.drill import drill, row_classes
-from cxloop.metrics.frames import plain
 from cxloop.metrics.grains import Grain
 from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.registry import Registry
@@ -229,7 +228,7 @@ def kpi_rows_page(
             )
         except ConfigError as exc:
             raise Problem(422, detail=str(exc)) from None
-    table = Table(found.columns, [[plain(v) for v in row] for row in found.rows.itertuples(index=False)])
+    table = Table.from_frame(found.rows)
     if download == "rows":
         return csv_download(table, f"{kpi.id}-{period.isoformat()}-rows")
     base: dict[str, Any] = {"period": period.isoformat(), "grain": grain.value, "class": row_class}

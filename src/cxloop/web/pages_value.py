@@ -120,7 +120,7 @@ def at_risk_page(
         )
     except (FitError, ConfigError) as exc:
         return render(request, "at_risk.html", {"title": "Customers at risk", "error": str(exc)})
-    table = value_view.table_of(rows, [c for c in AT_RISK_COLUMNS if c in rows.columns])
+    table = Table.from_frame(rows, [c for c in AT_RISK_COLUMNS if c in rows.columns])
     if download:
         return csv_download(table, "customers-at-risk")
     return render(

@@ -21,13 +21,6 @@ HOLDOUT_DAYS = 182
 BINS = 20
 
 
-def table_of(frame: pd.DataFrame, columns: list[str] | None = None) -> Table:
-    columns = columns or list(frame.columns)
-    return Table(
-        columns, [[plain(v) for v in row] for row in frame.reindex(columns=columns).itertuples(index=False)]
-    )
-
-
 def clv_histogram(values: pd.DataFrame, *, currency: str, csv_href: str | None = None) -> Chart:
     """How many customers have each CLV, in 20 bins (the long tail clipped at the 99th percentile,
     the last bin holding everyone above)."""
@@ -59,7 +52,7 @@ def clv_histogram(values: pd.DataFrame, *, currency: str, csv_href: str | None =
 
 
 def segment_table(values: pd.DataFrame) -> Table:
-    return table_of(clv_by_segment(values))
+    return Table.from_frame(clv_by_segment(values))
 
 
 def holdout_chart(table: pd.DataFrame, *, csv_href: str | None = None) -> Chart:
@@ -70,7 +63,7 @@ def holdout_chart(table: pd.DataFrame, *, csv_href: str | None = None) -> Chart:
         "holdout",
         "Holdout check: repeat purchases per customer, by purchases before",
         [("actual", x, list(body["actual"])), ("predicted", x, list(body["predicted"]))],
-        table=table_of(table),
+        table=Table.from_frame(table),
         y_title="mean repeat purchases in the holdout",
         csv_href=csv_href,
     )
