@@ -3,7 +3,9 @@
 Every route is a thin shell over :mod:`cxloop.metrics`: it parses the query parameters the CLI
 takes, computes on the store's own connection (``store_source`` per request, in the worker thread
 FastAPI runs sync routes in) and returns :func:`cxloop.metrics.frames.records` — the same rows as
-the CLI's ``--json``. Aggregates need ``dashboards.read``; customer-level rows need ``data.read``.
+the CLI's ``--json``. Results come from the app's :class:`~cxloop.metrics.cache.MetricsCache`
+(kept until an import changes the data; computed once for concurrent identical requests).
+Aggregates need ``dashboards.read``; customer-level rows need ``data.read``.
 
 Parameters the metrics layer refuses (an unknown grain or dimension, a malformed ``where``) are
 422 problems naming the parameter, shaped like FastAPI's own validation errors.
@@ -17,20 +19,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from cxloop.errors import ConfigError
-from cxloop.metrics.api import compute
-from cxloop.metrics.api import summary as headline
-from cxloop.metrics.cohorts import average_curve, cohorts
+from cxloop.metrics.cache import MetricsCache
+from cxloop.metrics.cohorts import average_curve
 from cxloop.metrics.frames import records
 from cxloop.metrics.grains import Grain
 from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.query import FACTS, Options
 from cxloop.metrics.registry import Registry
-from cxloop.metrics.rfm import SEGMENTS, rfm
-from cxloop.metrics.rfm import rfm_segments as segments
+from cxloop.metrics.rfm import SEGMENTS
 from cxloop.metrics.source import Source, store_source
 from cxloop.store.store import Store
 from cxloop.web.auth import require
@@ -134,6 +134,16 @@ def registry(settings: SettingsDep) -> Registry:
 
 
 RegistryDep = Annotated[Registry, Depends(registry)]
+
+
+def metrics_cache(request: Request) -> MetricsCache:
+    """The app's cache of metric results (``app.state``, made by ``create_app``): every route
+    below answers from it until an import changes the store's data fingerprint."""
+    cache: MetricsCache = request.app.state.metrics_cache
+    return cache
+
+
+CacheDep = Annotated[MetricsCache, Depends(metrics_cache)]
 
 
 def kpi_or_404(kpis: Registry, kpi_id: str) -> Kpi:
@@ -307,6 +317,8 @@ def kpi_values(
     store: StoreDep,
     kpis: RegistryDep,
     clock: ClockDep,
+    cache: CacheDep,
+    settings: SettingsDep,
     grain: GrainQuery = Grain.MONTH,
     by: By = [],  # noqa: B006 - FastAPI copies defaults
     where: Where = [],  # noqa: B006
@@ -326,7 +338,7 @@ def kpi_values(
     dims, filters = split_by(by), parse_where(where)
     check_dimensions(definition.dimensions, dims, filters)
     with source_of(store) as source:
-        frame = compute(
+        frame = cache.compute(
             source,
             definition,
             grain=grain,
@@ -334,9 +346,11 @@ def kpi_values(
             where=filters,
             start=naive_utc(start),
             end=naive_utc(end),
-            as_of=as_of_or_now(as_of, clock),
+            as_of=naive_utc(as_of),
             change=change,
             options=Options(active_days=active_days, min_n=min_n),
+            custom_file=settings.kpis_file,
+            clock=clock,
         )
     return records(frame)
 
@@ -354,6 +368,7 @@ def summary(
     settings: SettingsDep,
     kpis: RegistryDep,
     clock: ClockDep,
+    cache: CacheDep,
     grain: GrainQuery = Grain.MONTH,
     as_of: AsOf = None,
     kpi: Annotated[
@@ -368,13 +383,14 @@ def summary(
     for kpi_id in ids:
         kpi_or_404(kpis, kpi_id)
     with source_of(store) as source:
-        frame = headline(
+        frame = cache.summary(
             source,
-            as_of=as_of_or_now(as_of, clock),
+            as_of=naive_utc(as_of),
             grain=grain,
             kpi_ids=ids or None,
             options=Options(active_days=active_days),
             custom_file=settings.kpis_file,
+            clock=clock,
         )
     return records(frame)
 
@@ -383,6 +399,7 @@ def summary(
 def cohort_matrix(
     store: StoreDep,
     clock: ClockDep,
+    cache: CacheDep,
     grain: GrainQuery = Grain.MONTH,
     start: Annotated[
         dt.datetime | None, Query(description="First cohort to show (its period's first day)")
@@ -401,36 +418,34 @@ def cohort_matrix(
     allowed = [d for d in FACTS["customers"].all_dimensions() if d != "cohort"]
     check_dimensions(allowed, dims, filters)
     with source_of(store) as source:
-        matrix = cohorts(
+        matrix = cache.cohorts(
             source,
             grain=grain,
             start=naive_utc(start),
             end=naive_utc(end),
-            as_of=as_of_or_now(as_of, clock),
+            as_of=naive_utc(as_of),
             by=dims,
             where=filters,
+            clock=clock,
         )
     return Cohorts(cells=records(matrix), average=records(average_curve(matrix)))
 
 
-def rfm_table(store: Store, as_of: dt.datetime, lookback_days: int | None) -> Any:
-    with source_of(store) as source:
-        return rfm(source, as_of=as_of, lookback_days=lookback_days)
-
-
 @router.get("/rfm/segments", dependencies=AGGREGATES, responses=problem_responses(401, 403, 422))
 def rfm_segments(
-    store: StoreDep, clock: ClockDep, as_of: AsOf = None, lookback_days: LookbackDays = None
+    store: StoreDep, clock: ClockDep, cache: CacheDep, as_of: AsOf = None, lookback_days: LookbackDays = None
 ) -> list[RfmSegment]:
     """The eleven RFM segments, in order, with their customers and revenue (`cxloop rfm --json`)."""
-    table = rfm_table(store, as_of_or_now(as_of, clock), lookback_days)
-    return [RfmSegment(**row) for row in records(segments(table))]
+    with source_of(store) as source:
+        frame = cache.rfm_segments(source, as_of=naive_utc(as_of), lookback_days=lookback_days, clock=clock)
+    return [RfmSegment(**row) for row in records(frame)]
 
 
 @router.get("/rfm/customers", dependencies=ROWS, responses=problem_responses(401, 403, 422))
 def rfm_customers(
     store: StoreDep,
     clock: ClockDep,
+    cache: CacheDep,
     as_of: AsOf = None,
     lookback_days: LookbackDays = None,
     segment: Annotated[str | None, Query(description="Only this segment", examples=["At risk"])] = None,
@@ -441,7 +456,8 @@ def rfm_customers(
     (`cxloop rfm --customers --json`)."""
     if segment is not None and segment not in SEGMENTS:
         raise invalid("segment", f"unknown segment {segment!r}; choose from {', '.join(SEGMENTS)}")
-    table = rfm_table(store, as_of_or_now(as_of, clock), lookback_days)
+    with source_of(store) as source:
+        table = cache.rfm(source, as_of=naive_utc(as_of), lookback_days=lookback_days, clock=clock)
     if segment is not None:
         table = table[table["segment"] == segment]
     page = table.iloc[offset : offset + limit]

@@ -51,6 +51,14 @@ class WebSettings(Settings):
     import_rejects_kept: int = Field(
         default=100_000, ge=0, description="Problems of an import's reject report kept for the API"
     )
+    metrics_cache_entries: int = Field(
+        default=128,
+        ge=0,
+        description="Metric results (summary, KPI values, cohorts, RFM) kept until an import; 0: none",
+    )
+    metrics_cache_now_seconds: float = Field(
+        default=60, ge=0, description="A result as of now answers for this long (if no import came)"
+    )
 
     def login_limits(self) -> LoginLimits:
         return LoginLimits(
