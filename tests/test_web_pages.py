@@ -234,3 +234,26 @@ def test_customers_at_risk_are_listed_with_a_reason_for_those_who_may_read_them(
         first = rows[0]["customer_id"]
         assert f'href="/customers/{first}"' in html
         assert "<strong>At risk:</strong>" in page(client, f"/customers/{first}", analyst)
+
+
+def test_the_dashboard_is_computed_once_until_the_next_import(
+    client: TestClient, demo: Store, viewer: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    cache = client.app.state.metrics_cache  # type: ignore[attr-defined]
+    page(client, "/", viewer)
+    computed = cache.stats.computed
+    again = tile_values(page(client, "/", viewer))
+    assert cache.stats.computed == computed  # nothing computed again
+
+    extra = tmp_path_factory.mktemp("late") / "late.csv"
+    extra.write_text(
+        "response_id,survey_id,kind,scale_min,scale_max,score,customer_id,responded_at\n"
+        "late-1,relationship-nps,nps,0,10,10,C000002,2025-12-21 12:00\n"
+    )
+    import_file(demo, "responses", extra, ImportOptions(rejects_dir=extra.parent / "rejects"))
+    after = tile_values(page(client, "/", viewer))
+
+    assert cache.stats.computed > computed
+    assert after["nps"] != again["nps"] and after["nps"] == str(
+        summary(demo, as_of=NOW).set_index("kpi").loc["nps", "value"]
+    )

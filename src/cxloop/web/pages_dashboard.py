@@ -8,22 +8,28 @@ need ``dashboards.read``; the rows behind a number are customer-level and need `
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+import os
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from cxloop.business import load_business_settings
 from cxloop.errors import ConfigError
+from cxloop.metrics.cache import MetricsCache
 from cxloop.metrics.drill import drill, row_classes
 from cxloop.metrics.grains import Grain
 from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.registry import Registry
+from cxloop.metrics.source import Source
+from cxloop.store.store import Store
 from cxloop.web import dashboard
 from cxloop.web.api_metrics import kpi_or_404, parse_where, registry, source_of
 from cxloop.web.auth import require
 from cxloop.web.charts import Chart, Table
-from cxloop.web.deps import ClockDep, SettingsDep, StoreDep
+from cxloop.web.deps import Clock, ClockDep, SettingsDep, StoreDep
 from cxloop.web.errors import Problem
 from cxloop.web.formatting import Formatter
 from cxloop.web.roles import Capability
@@ -38,6 +44,7 @@ RegistryDep = Annotated[Registry, Depends(registry)]
 PageGrain = Annotated[Grain, Query(description="day, week, month, quarter or year")]
 GRAINS = [g for g in Grain if g is not Grain.ALL]
 DEFAULT_TREND = "nps"
+T = TypeVar("T")
 
 
 def csv_download(table: Table, filename: str) -> Response:
@@ -57,6 +64,35 @@ def periodic(grain: Grain) -> Grain:
     if grain is Grain.ALL:
         raise Problem(422, detail="query.grain: pages show periods: day, week, month, quarter or year")
     return grain
+
+
+def file_stamp(path: str | Path | None) -> tuple[str, float] | None:
+    """A file as part of a cache key: its name and when it last changed."""
+    if path is None:
+        return None
+    try:
+        return str(path), os.stat(path).st_mtime
+    except OSError:
+        return str(path), 0.0
+
+
+def remembered(
+    request: Request,
+    store: Store,
+    clock: Clock,
+    key: Hashable,
+    build: Callable[[Source, dt.datetime], T],
+) -> T:
+    """``build(source, now)``, kept in the app's metrics cache until the next import (and for at most
+    the cache's "now" window, since it is computed as of now) — so 20 people opening the dashboard
+    cost one computation, not 20."""
+    cache: MetricsCache = request.app.state.metrics_cache
+
+    def compute() -> T:
+        with source_of(store) as source:
+            return build(source, clock())
+
+    return cache.get(("page", key), compute, max_age=cache.now_seconds)
 
 
 def dimension_choices(kpi: Kpi) -> list[str]:
@@ -81,34 +117,58 @@ def dashboard_page(
     dims = [by] if by else []
     if by and by not in dimension_choices(trend_kpi):
         raise Problem(422, detail=f"query.by: {trend_kpi.id} cannot be broken down by {by!r}")
-    now = clock()
     params = {"grain": grain.value, "kpi": trend_kpi.id, "by": by}
     fmt = formatter(request)
 
     def href(chart: str) -> str:
         return "/" + dashboard.query_string({**params, "download": chart})
 
-    with source_of(store) as source:
-        if download == "trend":
-            return csv_download(
-                dashboard.trend(source, trend_kpi, as_of=now, grain=grain, by=dims).table,
-                f"{trend_kpi.id}-by-{grain.value}",
-            )
-        if download == "cohorts":
-            return csv_download(dashboard.cohort_heatmap(source, as_of=now).table, "cohorts")
-        if download == "rfm":
-            return csv_download(dashboard.rfm_chart(source, as_of=now).table, "rfm-segments")
-        try:
-            tiles = dashboard.tiles(
+    def trend() -> Chart:
+        return remembered(
+            request,
+            store,
+            clock,
+            ("trend", trend_kpi, grain, by, href("trend")),
+            lambda source, now: dashboard.trend(
+                source, trend_kpi, as_of=now, grain=grain, by=dims, csv_href=href("trend")
+            ),
+        )
+
+    def cohorts() -> Chart:
+        return remembered(
+            request,
+            store,
+            clock,
+            ("cohorts", href("cohorts")),
+            lambda source, now: dashboard.cohort_heatmap(source, as_of=now, csv_href=href("cohorts")),
+        )
+
+    def rfm() -> Chart:
+        return remembered(
+            request,
+            store,
+            clock,
+            ("rfm", href("rfm")),
+            lambda source, now: dashboard.rfm_chart(source, as_of=now, csv_href=href("rfm")),
+        )
+
+    if download is not None:
+        chart = {"trend": trend, "cohorts": cohorts, "rfm": rfm}[download]()
+        name = {"trend": f"{trend_kpi.id}-by-{grain.value}", "cohorts": "cohorts", "rfm": "rfm-segments"}
+        return csv_download(chart.table, name[download])
+    try:
+        tiles = remembered(
+            request,
+            store,
+            clock,
+            ("tiles", grain, fmt, file_stamp(settings.kpis_file)),
+            lambda source, now: dashboard.tiles(
                 source, kpis, as_of=now, grain=grain, fmt=fmt, custom_file=settings.kpis_file
-            )
-        except ConfigError as exc:
-            raise Problem(422, detail=str(exc)) from None
-        charts: list[Chart] = [
-            dashboard.trend(source, trend_kpi, as_of=now, grain=grain, by=dims, csv_href=href("trend")),
-            dashboard.cohort_heatmap(source, as_of=now, csv_href=href("cohorts")),
-            dashboard.rfm_chart(source, as_of=now, csv_href=href("rfm")),
-        ]
+            ),
+        )
+    except ConfigError as exc:
+        raise Problem(422, detail=str(exc)) from None
+    charts: list[Chart] = [trend(), cohorts(), rfm()]
     return render(
         request,
         "dashboard.html",
@@ -122,7 +182,6 @@ def dashboard_page(
             "trend_kpi": trend_kpi,
             "by": by,
             "dimensions": dimension_choices(trend_kpi),
-            "as_of": now,
         },
     )
 
@@ -152,12 +211,16 @@ def kpi_page(
     if by and by not in dimension_choices(kpi):
         raise Problem(422, detail=f"query.by: {kpi.id} cannot be broken down by {by!r}")
     dims = [by] if by else []
-    now = clock()
     csv_href = f"/kpis/{kpi.id}" + dashboard.query_string(
         {"grain": grain.value, "by": by, "download": "values"}
     )
-    with source_of(store) as source:
-        chart = dashboard.trend(source, kpi, as_of=now, grain=grain, by=dims, csv_href=csv_href)
+    chart = remembered(
+        request,
+        store,
+        clock,
+        ("trend", kpi, grain, by, csv_href),
+        lambda source, now: dashboard.trend(source, kpi, as_of=now, grain=grain, by=dims, csv_href=csv_href),
+    )
     if download == "values":
         return csv_download(chart.table, f"{kpi.id}-by-{grain.value}")
     fmt = formatter(request)
