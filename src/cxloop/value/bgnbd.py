@@ -29,39 +29,40 @@ def log_likelihood(theta: np.ndarray, rows: Rows) -> tuple[float, np.ndarray]:
     """Σ count · log L over the rows, and its gradient in (log r, log α, log a, log b).
 
     The first term depends on (x, T) only and the second on (x, t_x) only: each is computed once
-    per distinct pair; only their log-sum-exp and its shares are per row, and the gradient's sums
-    over rows are sums over pairs of the shares' per-pair totals."""
+    per distinct pair, and every Γ, B and ψ of x once per distinct x; only their log-sum-exp and
+    its shares are per row, and the gradient's sums over rows are sums over pairs and over x of
+    the shares' totals (``np.bincount``)."""
     r, alpha, a, b = np.exp(theta)
     first, second = rows.x_T, rows.x_t
-    xs, n = rows.xs, rows.customers
-    base = betaln(a, b)
-    d_ab = digamma(a + b)
+    n = rows.customers
+    # Per distinct x (X): the Γ, B and ψ terms.
+    X = rows.xs.distinct
+    Xm1 = np.where(X > 0, X - 1, 0.0)  # b + x − 1 ≥ b; the pairs with x = 0 weigh nothing
+    base, d_ab, d_b = betaln(a, b), digamma(a + b), digamma(b)
+    d_abX = digamma(a + b + X)
     # (x, T) pairs: the "still alive" term.
-    x1, T1 = first.u, first.v
+    x1, T1, c1 = first.u, first.v, first.u_code
     log_aT = np.log(alpha + T1)
-    l1 = betaln(a, b + x1) - base - (r + x1) * log_aT
+    l1 = (betaln(a, b + X) - base)[c1] - (r + x1) * log_aT
     # (x, t_x) pairs: the "dropped out after the last purchase" term; none without a purchase.
-    x2, t2 = second.u, second.v
-    repeat = x2 > 0
-    x2m1 = np.where(repeat, x2 - 1, 0.0)  # b + x − 1 ≥ b; the pairs with x = 0 weigh nothing
+    x2, t2, c2 = second.u, second.v, second.u_code
     log_at = np.log(alpha + t2)
-    l2 = np.where(repeat, betaln(a + 1, b + x2m1) - base - (r + x2) * log_at, -np.inf)
+    l2 = np.where(x2 > 0, (betaln(a + 1, b + Xm1) - base)[c2] - (r + x2) * log_at, -np.inf)
     # Per row: log-sum-exp of the two terms and the share of the first (= P(alive)).
     row1 = l1[first.code]
     top = np.logaddexp(row1, l2[second.code])
     alive = np.exp(row1 - top)
     w = rows.count
-    w1 = first.total(w * alive)
-    w2 = second.total(w * (1 - alive))
-    ux = xs.distinct
-    ucount = np.bincount(xs.code, weights=w, minlength=len(ux))
-    ll = float((w * top).sum()) + ucount @ (gammaln(r + ux) - gammaln(r)) + n * r * np.log(alpha)
+    w1 = first.total(w * alive)  # per (x, T) pair
+    w2 = second.total(w * (1 - alive))  # per (x, t_x) pair
+    wx = np.bincount(rows.xs.code, weights=w, minlength=len(X))  # per x
+    w1x, w2x = first.by_u(w1, len(X)), second.by_u(w2, len(X))
+    ll = float((w * top).sum()) + wx @ (gammaln(r + X) - gammaln(r)) + n * r * np.log(alpha)
 
-    d_b, d_abx1, d_abx2 = digamma(b), digamma(a + b + x1), digamma(a + b + x2)
-    grad_r = ucount @ (digamma(r + ux) - digamma(r)) + n * np.log(alpha) - w1 @ log_aT - w2 @ log_at
+    grad_r = wx @ (digamma(r + X) - digamma(r)) + n * np.log(alpha) - w1 @ log_aT - w2 @ log_at
     grad_alpha = n * r / alpha - w1 @ ((r + x1) / (alpha + T1)) - w2 @ ((r + x2) / (alpha + t2))
-    grad_a = w1 @ (d_ab - d_abx1) + w2 @ (1 / a - d_abx2 + d_ab)
-    grad_b = w1 @ (digamma(b + x1) - d_abx1 - d_b + d_ab) + w2 @ (digamma(b + x2m1) - d_abx2 - d_b + d_ab)
+    grad_a = w1x @ (d_ab - d_abX) + w2x @ (1 / a - d_abX + d_ab)
+    grad_b = w1x @ (digamma(b + X) - d_abX - d_b + d_ab) + w2x @ (digamma(b + Xm1) - d_abX - d_b + d_ab)
     return float(ll), np.array([grad_r * r, grad_alpha * alpha, grad_a * a, grad_b * b])
 
 
