@@ -128,7 +128,8 @@ def search_customers(
         conditions.append(C.c.segment.in_(list(segment)))
     if region:
         conditions.append(C.c.region.in_(list(region)))
-    key = C.c[column].desc() if descending else C.c[column].asc()
+    sort_key = _search_order(store, C.c[column]) if q and q.strip() else C.c[column]
+    key = sort_key.desc() if descending else sort_key.asc()
     order = [key.nulls_last()] if column != "customer_id" else [key]
     if column != "customer_id":
         order.append(C.c.customer_id.asc())
@@ -150,6 +151,18 @@ def search_customers(
     for item in items:
         item.update(figures.get(item["customer_id"]) or _no_orders(with_revenue))
     return CustomerPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def _search_order(store: Store, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """The sort key of a text search: on PostgreSQL, one its primary key's index cannot serve.
+
+    To find a few matches in id order PostgreSQL walks the index over every row (2.8 s at 1M
+    customers); a parallel scan and a top-N sort of the matches take 1 s. DuckDB has no index to
+    avoid, and computing the expression would cost it (80 -> 380 ms): the column as it is.
+    """
+    if store.dialect == "postgresql" and column.primary_key:
+        return column.concat("")
+    return column
 
 
 def _order_figures(conn: sa.Connection, ids: list[str], with_revenue: bool) -> dict[str, dict[str, Any]]:

@@ -1,9 +1,8 @@
 """The exports API (``GET /api/v1/exports/{table}``): a table as a CSV or Parquet download.
 
 The table is written by :func:`cxloop.exports.export_table` to a file under the upload folder
-(``CXLOOP_UPLOAD_DIR``) — DuckDB's ``COPY``, or PostgreSQL's ``COPY … TO STDOUT`` and a
-server-side cursor — then sent in chunks and deleted: no table is held in memory. Needs
-``data.read``.
+(``CXLOOP_UPLOAD_DIR``) — DuckDB's ``COPY``, or PostgreSQL's ``COPY … TO STDOUT`` — then sent in
+chunks and deleted: no table is held in memory. Needs ``data.read``.
 """
 
 from __future__ import annotations
