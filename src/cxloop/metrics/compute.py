@@ -159,8 +159,12 @@ def _pair(kpi: Kpi, query: Query, result: pd.DataFrame, pool: pd.DataFrame) -> p
         empty = result.assign(**{c: pd.Series(dtype=float) for c in ("previous", "change", "p_value")})
         return _public(empty.assign(significant=pd.Series(dtype=object)), query, True)
     keys = list(query.by)
-    before = pool.rename(columns={"period": "_prev_period"})
     previous = [shift(p, query.grain, -1) for p in result["period"].dt.to_pydatetime()]
+    stats = ["value", "_a", "_b", "_c"]
+    if not keys:  # one row per period: a look-up by period (what the merge below does, faster)
+        then = pool.set_index("period")[stats].reindex(pd.DatetimeIndex(previous)).reset_index(drop=True)
+        return _public(_attach_change(kpi, result.copy(), then), query, True)
+    before = pool.rename(columns={"period": "_prev_period"})
     result = result.assign(_prev_period=previous)
     paired = result.merge(before, on=["_prev_period", *keys], how="left", suffixes=("", "_before"))
     now = paired[[c for c in result.columns if c != "_prev_period"]]
