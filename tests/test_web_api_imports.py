@@ -463,3 +463,18 @@ def test_the_schema_documents_the_upload(client: TestClient) -> None:
         "done",
         "failed",
     ]
+
+
+def test_the_kept_report_is_capped_and_uploads_are_private(
+    store: Store, who: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    app = create_app(store, settings_for(store, tmp_path, import_rejects_kept=2), clock=lambda: T0)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = upload(client, who["analyst"], ORDERS, map=MAP)
+        job = finished(client, who["analyst"], response.headers["location"])
+        report = client.get(f"{response.headers['location']}/rejects", headers=who["analyst"]).json()
+
+    assert (job["rejected"], job["rejects_kept"]) == (3, 2)
+    assert (report["total"], report["rejected_rows"], len(report["items"])) == (2, 3, 2)
+    assert [r["line"] for r in report["items"]] == [3, 4]  # the first problems, by line
+    assert (tmp_path / "uploads").stat().st_mode & 0o777 == 0o700

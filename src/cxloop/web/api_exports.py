@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
 from cxloop.exports import EXPORT_TABLES, export_filename, export_table
+from cxloop.web.api_imports import private_dir
 from cxloop.web.api_metrics import naive_utc
 from cxloop.web.auth import require
 from cxloop.web.deps import SettingsDep, StoreDep
@@ -63,7 +64,7 @@ async def export(
     if table not in EXPORT_TABLES:
         raise Problem(404, detail=f"no table {table!r} to export; tables: {', '.join(EXPORT_TABLES)}")
     moment = naive_utc(since)
-    settings.upload_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.upload_dir)
     folder = Path(tempfile.mkdtemp(prefix="export-", dir=settings.upload_dir))
     name = export_filename(table, format, moment)
     try:

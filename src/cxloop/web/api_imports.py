@@ -329,9 +329,17 @@ def import_options(form: FormData) -> tuple[str, JobOptions]:
     return kind.name, options
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` if needed, for this user only (an existing folder is left as it is: each
+    upload and export gets a folder of its own inside, for this user only, as they hold customer
+    data)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def save_upload(file: UploadFile, folder: Path) -> tuple[Path, int]:
     """Copy the upload into ``folder`` under a safe name; returns the path and its size."""
-    folder.mkdir(parents=True, exist_ok=False)
+    private_dir(folder.parent)
+    folder.mkdir(mode=0o700)
     path = folder / safe_file_name(file.filename)
     file.file.seek(0)
     with path.open("wb") as out:
@@ -434,7 +442,7 @@ async def preview(
         if not rows.isdigit() or not 1 <= int(rows) <= 100:
             raise invalid("rows", "a whole number from 1 to 100")
         file = upload(form)
-        settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.upload_dir)
         folder = Path(tempfile.mkdtemp(prefix="preview-", dir=settings.upload_dir)) / "file"
         try:
             path, _ = await run_in_threadpool(save_upload, file, folder)
