@@ -765,11 +765,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def code_state() -> dict[str, Any]:
+    """The commit measured, and the files of ``src/`` changed in the working tree beside it (the
+    checkout is shared: the server runs whatever is there)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.rstrip("\n")
+
+    return {"commit": git("rev-parse", "HEAD"), "src_changes": git("status", "--short", "src").splitlines()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results: dict[str, Any] = {
         "benchmark": "web_load",
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "code": code_state(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
