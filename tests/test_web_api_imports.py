@@ -478,3 +478,30 @@ def test_the_kept_report_is_capped_and_uploads_are_private(
     assert (report["total"], report["rejected_rows"], len(report["items"])) == (2, 3, 2)
     assert [r["line"] for r in report["items"]] == [3, 4]  # the first problems, by line
     assert (tmp_path / "uploads").stat().st_mode & 0o777 == 0o700
+
+
+def test_stopping_the_runner_leaves_no_job_queued_and_no_upload(store: Store, tmp_path: Path) -> None:
+    from cxloop.ingest.jobs import ImportRunner, list_jobs
+
+    runner = ImportRunner(store, clock=lambda: T0)
+    for i in range(4):
+        folder = tmp_path / "uploads" / f"job{i}"
+        folder.mkdir(parents=True)
+        (folder / "o.csv").write_text(ORDERS)
+        job_id = create_job(
+            store,
+            entity="orders",
+            file_name="o.csv",
+            stored_path=folder / "o.csv",
+            file_bytes=len(ORDERS),
+            options=JobOptions(maps=dict(m.split("=") for m in MAP)),
+            user_id=None,
+            now=T0,
+        )
+        runner.submit(job_id)
+    runner.shutdown()
+
+    jobs = list_jobs(store)
+    assert len(jobs) == 4 and {j["status"] for j in jobs} <= {"done", "failed"}
+    assert all(j["error"].startswith("the server stopped") for j in jobs if j["status"] == "failed")
+    assert list((tmp_path / "uploads").iterdir()) == []
