@@ -9,20 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
 
-from cxloop.metrics.api import summary as headline
-from cxloop.metrics.cohorts import cohort_matrix
 from cxloop.metrics.compute import compute_queries, compute_query, make_query
 from cxloop.metrics.grains import Grain, period_start, shift
 from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.query import Options
 from cxloop.metrics.registry import Registry
-from cxloop.metrics.rfm import rfm_segments, rfm_table
 from cxloop.metrics.source import Source
 from cxloop.web.charts import Chart, Table, bar_chart, heatmap, line_chart, sparkline_points
 from cxloop.web.formatting import Formatter, missing
@@ -73,20 +69,18 @@ def _series(
     return compute_query(source, kpi, query)
 
 
-def tiles(
+def sparklines(
     source: Source,
     registry: Registry,
+    kpi_ids: Sequence[str],
     *,
     as_of: dt.datetime,
     grain: Grain,
-    fmt: Formatter,
     options: Options | None = None,
-    custom_file: str | Path | None = None,
-) -> list[Tile]:
-    """The headline KPIs (``cxloop summary``) with a sparkline of the last periods."""
+) -> dict[str, list[float | None]]:
+    """Each KPI's values over the last :data:`TREND_PERIODS` complete periods, by id."""
     options = options or Options()
-    frame = headline(source, as_of=as_of, grain=grain, options=options, custom_file=custom_file)
-    shown = [registry.get(kpi_id) for kpi_id in frame["kpi"]]
+    shown = [registry.get(kpi_id) for kpi_id in kpi_ids]
     # Every sparkline from one query: the KPIs' statistics are stacked and split again.
     query = make_query(
         grain=grain,
@@ -96,10 +90,19 @@ def tiles(
         options=options,
     )
     series_of = compute_queries(source, shown, query)
+    return {
+        kpi_id: [None if missing(v) else float(v) for v in frame["value"]]
+        for kpi_id, frame in series_of.items()
+    }
+
+
+def tiles(
+    frame: pd.DataFrame, spark: Mapping[str, list[float | None]], *, grain: Grain, fmt: Formatter
+) -> list[Tile]:
+    """The headline KPIs (``cxloop summary``'s frame) with their sparklines."""
     out = []
     for row in frame.to_dict("records"):
-        series = series_of[row["kpi"]]
-        values = [None if missing(v) else float(v) for v in series["value"]] if len(series) else []
+        values = list(spark.get(row["kpi"], []))
         unit = row["unit"]
         spark_label = (
             f"{len(values)} {grain.value}s: "
@@ -196,10 +199,12 @@ def trend(
 
 
 def cohort_heatmap(
-    source: Source, *, as_of: dt.datetime, grain: Grain = Grain.MONTH, csv_href: str | None = None
+    matrix: pd.DataFrame, *, as_of: dt.datetime, grain: Grain = Grain.MONTH, csv_href: str | None = None
 ) -> Chart:
-    """Customer retention by acquisition cohort (rows) and age in periods (columns)."""
-    matrix = cohort_matrix(source, grain=grain, start=trend_start(as_of, grain), as_of=as_of)
+    """Customer retention by acquisition cohort (rows) and age in periods (columns), for the
+    cohorts of the last :data:`TREND_PERIODS` periods of ``matrix`` (``cxloop cohorts``)."""
+    if len(matrix):
+        matrix = matrix[pd.to_datetime(matrix["cohort"]) >= trend_start(as_of, grain)]
     columns = ["cohort", "age", "cohort_size", "customers", "retention", "revenue_retention", "complete"]
     cells = matrix.reindex(columns=columns)
     table = Table.from_frame(cells, columns)
@@ -223,9 +228,8 @@ def cohort_heatmap(
     )
 
 
-def rfm_chart(source: Source, *, as_of: dt.datetime, csv_href: str | None = None) -> Chart:
-    """Customers per RFM segment (``cxloop rfm``)."""
-    segments = rfm_segments(rfm_table(source, as_of=as_of))
+def rfm_chart(segments: pd.DataFrame, *, csv_href: str | None = None) -> Chart:
+    """Customers per RFM segment (``cxloop rfm``'s segments)."""
     columns = [
         "segment",
         "customers",

@@ -22,6 +22,7 @@ from cxloop.metrics.cache import MetricsCache
 from cxloop.metrics.drill import drill, row_classes
 from cxloop.metrics.grains import Grain
 from cxloop.metrics.kpi import Kpi
+from cxloop.metrics.query import Options
 from cxloop.metrics.registry import Registry
 from cxloop.metrics.source import Source
 from cxloop.store.store import Store
@@ -119,6 +120,7 @@ def dashboard_page(
         raise Problem(422, detail=f"query.by: {trend_kpi.id} cannot be broken down by {by!r}")
     params = {"grain": grain.value, "kpi": trend_kpi.id, "by": by}
     fmt = formatter(request)
+    cache: MetricsCache = request.app.state.metrics_cache
 
     def href(chart: str) -> str:
         return "/" + dashboard.query_string({**params, "download": chart})
@@ -135,39 +137,37 @@ def dashboard_page(
         )
 
     def cohorts() -> Chart:
-        return remembered(
-            request,
-            store,
-            clock,
-            ("cohorts", href("cohorts")),
-            lambda source, now: dashboard.cohort_heatmap(source, as_of=now, csv_href=href("cohorts")),
-        )
+        # The API's cohort matrix (same question, same cache entry), cut to the last periods here.
+        with source_of(store) as source:
+            matrix = cache.cohorts(source, grain=Grain.MONTH, clock=clock)
+        return dashboard.cohort_heatmap(matrix, as_of=clock(), csv_href=href("cohorts"))
 
     def rfm() -> Chart:
-        return remembered(
-            request,
-            store,
-            clock,
-            ("rfm", href("rfm")),
-            lambda source, now: dashboard.rfm_chart(source, as_of=now, csv_href=href("rfm")),
-        )
+        with source_of(store) as source:
+            segments = cache.rfm_segments(source, clock=clock)
+        return dashboard.rfm_chart(segments, csv_href=href("rfm"))
 
     if download is not None:
         chart = {"trend": trend, "cohorts": cohorts, "rfm": rfm}[download]()
         name = {"trend": f"{trend_kpi.id}-by-{grain.value}", "cohorts": "cohorts", "rfm": "rfm-segments"}
         return csv_download(chart.table, name[download])
     try:
-        tiles = remembered(
+        with source_of(store) as source:
+            headline = cache.summary(
+                source, grain=grain, options=Options(), custom_file=settings.kpis_file, clock=clock
+            )
+        spark = remembered(
             request,
             store,
             clock,
-            ("tiles", grain, fmt, file_stamp(settings.kpis_file)),
-            lambda source, now: dashboard.tiles(
-                source, kpis, as_of=now, grain=grain, fmt=fmt, custom_file=settings.kpis_file
+            ("sparklines", grain, tuple(headline["kpi"]), file_stamp(settings.kpis_file)),
+            lambda source, now: dashboard.sparklines(
+                source, kpis, list(headline["kpi"]), as_of=now, grain=grain
             ),
         )
     except ConfigError as exc:
         raise Problem(422, detail=str(exc)) from None
+    tiles = dashboard.tiles(headline, spark, grain=grain, fmt=fmt)
     charts: list[Chart] = [trend(), cohorts(), rfm()]
     return render(
         request,
