@@ -29,7 +29,9 @@ from test_cli import cxloop
 FIXTURES = Path(__file__).parent / "fixtures" / "metrics"
 AS_OF = dt.datetime(2024, 5, 1)
 START = dt.datetime(2024, 1, 1)
-APRIL_SALE = "order_id,line_no,customer_id,ordered_at,channel,product_id,category,quantity,unit_price,amount\n"
+APRIL_SALE = (
+    "order_id,line_no,customer_id,ordered_at,channel,product_id,category,quantity,unit_price,amount\n"
+)
 APRIL_SALE += "O99,1,c5,2024-04-28 12:00:00,web,A,books,1,1000,1000\n"
 
 
@@ -43,7 +45,9 @@ def shop(store: Store, tmp_path: Path) -> Store:
 def sell_in_april(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "april.csv"
     path.write_text(APRIL_SALE)
-    assert import_file(store, "order-lines", path, ImportOptions(rejects_dir=tmp_path / "rejects")).loaded == 1
+    assert (
+        import_file(store, "order-lines", path, ImportOptions(rejects_dir=tmp_path / "rejects")).loaded == 1
+    )
 
 
 def test_cached_results_equal_uncached_ones(store: Store, tmp_path: Path) -> None:
@@ -78,7 +82,9 @@ def test_an_import_between_two_calls_changes_the_answer(store: Store, tmp_path: 
     after = cache.compute(store, "revenue", start=START, as_of=AS_OF)
 
     april = dt.date(2024, 4, 1)
-    assert after.set_index("period").loc[april, "value"] == before.set_index("period").loc[april, "value"] + 1000
+    assert (
+        after.set_index("period").loc[april, "value"] == before.set_index("period").loc[april, "value"] + 1000
+    )
     pd.testing.assert_frame_equal(after, compute(store, "revenue", start=START, as_of=AS_OF))
     assert cache.stats.computed == 2 and len(cache) == 1  # the old fingerprint's result is gone
 
@@ -202,16 +208,22 @@ def test_mixed_parameters_do_not_collide(duck_store: Store, tmp_path: Path) -> N
         for variant in variants:
             query = {"as_of": AS_OF, **variant}
             got = cache.compute(duck_store, kpi_id, **query)
-            pd.testing.assert_frame_equal(got, compute(duck_store, kpi_id, **query), obj=f"{kpi_id} {variant}")
+            pd.testing.assert_frame_equal(
+                got, compute(duck_store, kpi_id, **query), obj=f"{kpi_id} {variant}"
+            )
     assert cache.stats.computed == 2 * len(variants) and cache.stats.hits == 0
     # Summaries of different grains, KPI lists and windows are different questions too.
     month = cache.summary(duck_store, as_of=AS_OF, kpi_ids=["active_customers"])
-    window = cache.summary(duck_store, as_of=AS_OF, kpi_ids=["active_customers"], options=Options(active_days=30))
+    window = cache.summary(
+        duck_store, as_of=AS_OF, kpi_ids=["active_customers"], options=Options(active_days=30)
+    )
     quarter = cache.summary(duck_store, as_of=AS_OF, kpi_ids=["active_customers"], grain="quarter")
     assert len({month.loc[0, "value"], window.loc[0, "value"], quarter.loc[0, "value"]}) == 3
 
 
-def test_now_is_reused_for_a_while_and_exact_moments_are_kept_apart(duck_store: Store, tmp_path: Path) -> None:
+def test_now_is_reused_for_a_while_and_exact_moments_are_kept_apart(
+    duck_store: Store, tmp_path: Path
+) -> None:
     shop(duck_store, tmp_path)
     seconds = [0.0]
     cache = MetricsCache(lambda: store_fingerprint(duck_store), now_seconds=60, timer=lambda: seconds[0])
@@ -245,3 +257,34 @@ def test_the_cache_is_bounded_and_can_be_turned_off(duck_store: Store, tmp_path:
     for _ in range(2):
         off.summary(duck_store, as_of=AS_OF, kpi_ids=["revenue"])
     assert off.stats.computed == 2 and len(off) == 0
+
+
+def test_an_expired_now_answer_is_served_while_one_thread_recomputes_it(
+    duck_store: Store, tmp_path: Path
+) -> None:
+    shop(duck_store, tmp_path)
+    seconds = [0.0]
+    cache = MetricsCache(
+        lambda: store_fingerprint(duck_store), now_seconds=60, stale_seconds=600, timer=lambda: seconds[0]
+    )
+    moments = iter([AS_OF, AS_OF + dt.timedelta(days=40)])
+
+    def clock() -> dt.datetime:
+        return next(moments)
+
+    first = cache.compute(duck_store, "revenue", start=START, clock=clock)
+    seconds[0] = 90.0
+    stale = cache.compute(duck_store, "revenue", start=START, clock=clock)  # at once, the old answer
+    pd.testing.assert_frame_equal(first, stale)
+    assert cache.stats.stale == 1
+
+    for _ in range(200):  # the background thread stores the new answer
+        fresh = cache.compute(duck_store, "revenue", start=START, clock=clock)
+        if len(fresh) == len(first) + 1:
+            break
+        time.sleep(0.05)
+    assert len(fresh) == len(first) + 1 and cache.stats.computed == 2
+
+    seconds[0] = 90.0 + 60 + 600 + 1  # beyond the stale window: computed while the caller waits
+    with pytest.raises(StopIteration):  # the clock has no third moment: it is called right here
+        cache.compute(duck_store, "revenue", start=START, clock=clock)

@@ -31,6 +31,7 @@ time.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+log = logging.getLogger("cxloop.metrics.cache")
 
 __all__ = ["CacheStats", "MetricsCache", "store_fingerprint"]
 
@@ -74,6 +76,7 @@ class CacheStats:
     hits: int = 0  # answered from a kept result
     shared: int = 0  # waited for the same computation another caller had started
     computed: int = 0  # computed (successfully or not)
+    stale: int = 0  # answered from an expired "now" result while it was being recomputed
 
 
 @dataclass
@@ -101,12 +104,14 @@ class MetricsCache:
         max_entries: int = 128,
         max_rows: int = 5_000_000,
         now_seconds: float = 60.0,
+        stale_seconds: float = 0.0,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fingerprint = fingerprint
         self.max_entries = max_entries
         self.max_rows = max_rows
         self.now_seconds = now_seconds
+        self.stale_seconds = stale_seconds
         self._timer = timer
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
@@ -142,12 +147,30 @@ class MetricsCache:
                 self._entries.clear()
                 self._seen = full[0]
             entry = self._entries.get(full)
-            if entry is not None and (max_age is None or self._timer() - entry.made <= max_age):
+            age = None if entry is None else self._timer() - entry.made
+            if entry is not None and (max_age is None or age is None or age <= max_age):
                 self._entries.move_to_end(full)
                 self.stats.hits += 1
                 kept: T = _shared(entry.value)
                 return kept
             flight = self._flights.get(full)
+            if (
+                entry is not None
+                and max_age is not None
+                and age is not None
+                and age <= max_age + self.stale_seconds
+            ):
+                # Expired "now" answer: serve it while one background thread computes the new one,
+                # so nobody waits for a recomputation the data did not ask for.
+                self.stats.stale += 1
+                if flight is None:
+                    self.stats.computed += 1
+                    flight = self._flights[full] = _Flight()
+                    threading.Thread(
+                        target=self._refresh, args=(full, flight, compute), name="cxloop-cache", daemon=True
+                    ).start()
+                stale: T = _shared(entry.value)
+                return stale
             leader = flight is None
             if flight is None:
                 flight = self._flights[full] = _Flight()
@@ -173,6 +196,24 @@ class MetricsCache:
                     self._evict()
             ours: T = _shared(flight.value)
             return ours
+        finally:
+            with self._lock:
+                self._flights.pop(full, None)
+            flight.done.set()
+
+    def _refresh(self, full: tuple[Hashable, Hashable], flight: _Flight, compute: Callable[[], Any]) -> None:
+        """Recompute an expired answer in the background; on failure the old one stays."""
+        try:
+            flight.value = compute()
+        except Exception as exc:
+            flight.error = exc
+            log.warning("refreshing a cached metric failed; the previous answer stays: %s", exc)
+        else:
+            with self._lock:
+                if full[0] == self._seen:
+                    self._entries[full] = _Entry(flight.value, self._timer())
+                    self._entries.move_to_end(full)
+                    self._evict()
         finally:
             with self._lock:
                 self._flights.pop(full, None)

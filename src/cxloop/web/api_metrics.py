@@ -117,6 +117,15 @@ def as_of_or_now(as_of: dt.datetime | None, clock: Callable[[], dt.datetime]) ->
 
 
 @contextmanager
+def refusals() -> Iterator[None]:
+    """A refusal of the metrics layer (an unknown dimension, a bad option) as a 422 problem."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise Problem(422, detail=str(exc)) from None
+
+
+@contextmanager
 def source_of(store: Store) -> Iterator[Source]:
     """The store as a metrics source; a refusal of the metrics layer becomes a 422 problem."""
     try:
@@ -337,9 +346,9 @@ def kpi_values(
     definition = kpi_or_404(kpis, kpi_id)
     dims, filters = split_by(by), parse_where(where)
     check_dimensions(definition.dimensions, dims, filters)
-    with source_of(store) as source:
+    with refusals():
         frame = cache.compute(
-            source,
+            store,
             definition,
             grain=grain,
             by=dims,
@@ -382,9 +391,9 @@ def summary(
     ids = split_by(kpi)
     for kpi_id in ids:
         kpi_or_404(kpis, kpi_id)
-    with source_of(store) as source:
+    with refusals():
         frame = cache.summary(
-            source,
+            store,
             as_of=naive_utc(as_of),
             grain=grain,
             kpi_ids=ids or None,
@@ -417,9 +426,9 @@ def cohort_matrix(
     dims, filters = split_by(by), parse_where(where)
     allowed = [d for d in FACTS["customers"].all_dimensions() if d != "cohort"]
     check_dimensions(allowed, dims, filters)
-    with source_of(store) as source:
+    with refusals():
         matrix = cache.cohorts(
-            source,
+            store,
             grain=grain,
             start=naive_utc(start),
             end=naive_utc(end),
@@ -436,8 +445,8 @@ def rfm_segments(
     store: StoreDep, clock: ClockDep, cache: CacheDep, as_of: AsOf = None, lookback_days: LookbackDays = None
 ) -> list[RfmSegment]:
     """The eleven RFM segments, in order, with their customers and revenue (`cxloop rfm --json`)."""
-    with source_of(store) as source:
-        frame = cache.rfm_segments(source, as_of=naive_utc(as_of), lookback_days=lookback_days, clock=clock)
+    with refusals():
+        frame = cache.rfm_segments(store, as_of=naive_utc(as_of), lookback_days=lookback_days, clock=clock)
     return [RfmSegment(**row) for row in records(frame)]
 
 
@@ -456,8 +465,8 @@ def rfm_customers(
     (`cxloop rfm --customers --json`)."""
     if segment is not None and segment not in SEGMENTS:
         raise invalid("segment", f"unknown segment {segment!r}; choose from {', '.join(SEGMENTS)}")
-    with source_of(store) as source:
-        table = cache.rfm(source, as_of=naive_utc(as_of), lookback_days=lookback_days, clock=clock)
+    with refusals():
+        table = cache.rfm(store, as_of=naive_utc(as_of), lookback_days=lookback_days, clock=clock)
     if segment is not None:
         table = table[table["segment"] == segment]
     page = table.iloc[offset : offset + limit]

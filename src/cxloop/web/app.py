@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from cxloop import __version__
+from cxloop.business import RecentSettings
 from cxloop.config import Settings
 from cxloop.metrics.cache import MetricsCache, store_fingerprint
 from cxloop.store.store import Store
@@ -75,11 +76,13 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.state.clock = clock or utcnow
     app.state.import_runner = api_imports.make_runner(store, web, app.state.clock)
     app.state.templates = make_templates()
+    app.state.business_settings = RecentSettings(store)
     # Metric results until the next import (docs/metrics.md, "Caching"); the API and pages share it.
     app.state.metrics_cache = MetricsCache(
         lambda: store_fingerprint(store),
         max_entries=web.metrics_cache_entries,
         now_seconds=web.metrics_cache_now_seconds,
+        stale_seconds=web.metrics_cache_stale_seconds,
     )
     add_nav(app, "Dashboard", "/", Capability.DASHBOARDS_READ)
     add_nav(app, "KPIs", "/kpis", Capability.DASHBOARDS_READ)

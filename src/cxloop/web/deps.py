@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.templating import Jinja2Templates
 
+from cxloop.business import BusinessSettings, RecentSettings
 from cxloop.store.store import Store
 from cxloop.web.settings import WebSettings
 
@@ -54,3 +55,9 @@ def is_https(request: Request, settings: WebSettings) -> bool:
     """Whether cookies must be Secure: always when configured, else when the request came over HTTPS
     (``X-Forwarded-Proto`` counts only from a trusted proxy)."""
     return settings.secure_cookies or request.url.scheme == "https"
+
+
+def business(request: Request) -> BusinessSettings:
+    """The business's time zone and currency, as read at most a few seconds ago."""
+    recent: RecentSettings = request.app.state.business_settings
+    return recent.get()

@@ -13,12 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from cxloop.business import load_business_settings
 from cxloop.customers import SORTS, customer_detail, search_customers
 from cxloop.web.api_value import value_cache
 from cxloop.web.auth import require
 from cxloop.web.dashboard import query_string
-from cxloop.web.deps import ClockDep, StoreDep
+from cxloop.web.deps import ClockDep, StoreDep, business
 from cxloop.web.errors import Problem
 from cxloop.web.pages_dashboard import formatter
 from cxloop.web.pages_value import customer_value
@@ -61,7 +60,7 @@ def customers_page(
             if offset > 0
             else None,
             "fmt": formatter(request),
-            "local": load_business_settings(store).local,
+            "local": business(request).local,
         },
     )
 
@@ -94,7 +93,7 @@ def customer_page(
             "older_link": older,
             "paged": before is not None,
             "fmt": formatter(request),
-            "local": load_business_settings(store).local,
+            "local": business(request).local,
             "value": customer_value(store, value_cache(request), detail.customer["customer_id"], clock()),
         },
     )

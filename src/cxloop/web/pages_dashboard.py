@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from cxloop.business import load_business_settings
 from cxloop.errors import ConfigError
 from cxloop.metrics.cache import MetricsCache
 from cxloop.metrics.drill import drill, row_classes
@@ -30,7 +29,7 @@ from cxloop.web import dashboard
 from cxloop.web.api_metrics import kpi_or_404, parse_where, registry, source_of
 from cxloop.web.auth import require
 from cxloop.web.charts import Chart, Table
-from cxloop.web.deps import Clock, ClockDep, SettingsDep, StoreDep
+from cxloop.web.deps import Clock, ClockDep, SettingsDep, StoreDep, business
 from cxloop.web.errors import Problem
 from cxloop.web.formatting import Formatter
 from cxloop.web.roles import Capability
@@ -58,7 +57,7 @@ def csv_download(table: Table, filename: str) -> Response:
 
 def formatter(request: Request) -> Formatter:
     """Numbers in the business's currency (the settings page)."""
-    return Formatter(load_business_settings(request.app.state.store).currency)
+    return Formatter(business(request).currency)
 
 
 def periodic(grain: Grain) -> Grain:
@@ -138,13 +137,11 @@ def dashboard_page(
 
     def cohorts() -> Chart:
         # The API's cohort matrix (same question, same cache entry), cut to the last periods here.
-        with source_of(store) as source:
-            matrix = cache.cohorts(source, grain=Grain.MONTH, clock=clock)
+        matrix = cache.cohorts(store, grain=Grain.MONTH, clock=clock)
         return dashboard.cohort_heatmap(matrix, as_of=clock(), csv_href=href("cohorts"))
 
     def rfm() -> Chart:
-        with source_of(store) as source:
-            segments = cache.rfm_segments(source, clock=clock)
+        segments = cache.rfm_segments(store, clock=clock)
         return dashboard.rfm_chart(segments, csv_href=href("rfm"))
 
     if download is not None:
@@ -152,10 +149,9 @@ def dashboard_page(
         name = {"trend": f"{trend_kpi.id}-by-{grain.value}", "cohorts": "cohorts", "rfm": "rfm-segments"}
         return csv_download(chart.table, name[download])
     try:
-        with source_of(store) as source:
-            headline = cache.summary(
-                source, grain=grain, options=Options(), custom_file=settings.kpis_file, clock=clock
-            )
+        headline = cache.summary(
+            store, grain=grain, options=Options(), custom_file=settings.kpis_file, clock=clock
+        )
         spark = remembered(
             request,
             store,

@@ -22,7 +22,6 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from cxloop.business import load_business_settings
 from cxloop.errors import ConfigError, InputError
 from cxloop.ingest.entities import ENTITIES
 from cxloop.ingest.jobs import JobOptions, create_job, get_job, list_jobs, past_imports, rejects_page
@@ -30,7 +29,7 @@ from cxloop.ingest.mapping import list_presets
 from cxloop.ingest.preview import preview_file
 from cxloop.web.api_imports import RunnerDep, import_options, read_form, save_upload, upload, upload_size
 from cxloop.web.auth import require
-from cxloop.web.deps import ClockDep, SettingsDep, StoreDep
+from cxloop.web.deps import ClockDep, SettingsDep, StoreDep, business
 from cxloop.web.errors import Problem
 from cxloop.web.roles import Capability
 from cxloop.web.sessions import Principal
@@ -54,7 +53,7 @@ def _form_page(request: Request, store: Any, *, error: str | None = None, status
             "jobs": list_jobs(store, limit=20),
             "past": past_imports(store, limit=20),
             "error": error,
-            "local": load_business_settings(store).local,
+            "local": business(request).local,
         },
         status_code=status_code,
     )

@@ -73,4 +73,5 @@ def save_settings(
     except ConfigError as exc:
         return _page(request, time_zone, currency, error=str(exc), status_code=422)
     save_business_settings(store, wanted, user_id=who.user.id, now=clock())
+    request.app.state.business_settings.forget()
     return RedirectResponse("/settings?saved=true", status_code=303)

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from cxloop.business import load_business_settings
 from cxloop.errors import ConfigError
 from cxloop.metrics.frames import plain
 from cxloop.metrics.source import store_source
@@ -28,7 +27,7 @@ from cxloop.web.api_value import CacheDep, cached_fit, cached_values
 from cxloop.web.auth import require
 from cxloop.web.charts import Table
 from cxloop.web.dashboard import query_string
-from cxloop.web.deps import ClockDep, StoreDep
+from cxloop.web.deps import ClockDep, StoreDep, business
 from cxloop.web.formatting import SYMBOLS
 from cxloop.web.pages_dashboard import csv_download, formatter
 from cxloop.web.roles import Capability
@@ -52,7 +51,7 @@ def value_page(
     download: Literal["clv", "segments", "holdout", "fit"] | None = None,
 ) -> Response:
     query = ValueQuery(calibration_end=last_complete_day(clock()))
-    currency = load_business_settings(store).currency
+    currency = business(request).currency
     context: dict[str, Any] = {"title": "Customer value", "query": query, "error": None}
     try:
         result = cached_fit(store, cache, query)

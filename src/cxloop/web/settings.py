@@ -59,6 +59,11 @@ class WebSettings(Settings):
     metrics_cache_now_seconds: float = Field(
         default=60, ge=0, description="A result as of now answers for this long (if no import came)"
     )
+    metrics_cache_stale_seconds: float = Field(
+        default=900,
+        ge=0,
+        description="After that, it still answers for this long while it is recomputed in the background",
+    )
 
     def login_limits(self) -> LoginLimits:
         return LoginLimits(
