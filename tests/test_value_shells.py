@@ -17,11 +17,12 @@ from fastapi.testclient import TestClient
 from cxloop import Store
 from cxloop.cli.output import to_jsonable
 from cxloop.demo_store import load_demo
+from cxloop.metrics.cache import MetricsCache
 from cxloop.metrics.frames import records
 from cxloop.metrics.source import store_source
 from cxloop.value.at_risk import AtRiskOptions
 from cxloop.value.clv import clv_by_segment
-from cxloop.value.report import FitCache, ValueQuery, at_risk_frame, fit_rows, fitted, value_frame
+from cxloop.value.report import ValueQuery, at_risk_frame, fit_rows, fitted, value_frame
 from cxloop.web import accounts
 from cxloop.web.app import create_app
 from cxloop.web.roles import Role
@@ -218,23 +219,23 @@ def test_the_api_fits_once_per_import(tmp_path: Path, load: Any) -> None:
         app = create_app(store, WebSettings(database_url=store.url), clock=lambda: T0)
         with TestClient(app) as client:
             first = ok(client.get("/api/v1/value/fit", params={"as_of": "2026-01-01"}, headers=headers))
-            cache: FitCache = app.state.value_cache
-            assert len(cache) == 1
+            cache: MetricsCache = app.state.metrics_cache
+            assert cache.stats.computed == 1
             assert (
                 ok(client.get("/api/v1/value/fit", params={"as_of": "2026-01-01"}, headers=headers)) == first
             )
-            assert len(cache) == 1  # the same parameters and data: answered from the cache
+            assert cache.stats.computed == 1  # the same parameters and data: answered from the cache
             ok(
                 client.get(
                     "/api/v1/value/fit", params={"as_of": "2026-01-01", "unit": "days"}, headers=headers
                 )
             )
-            assert len(cache) == 2
+            assert cache.stats.computed == 2
             # A new import changes the fingerprint: the next request fits the new data.
             lines = (
                 "order_id,line_no,customer_id,ordered_at,quantity,amount\nZ1,1,NEW,2025-12-30 10:00:00,1,10\n"
             )
             load(store, "order-lines", write(tmp_path / "more.csv", lines))
             after = ok(client.get("/api/v1/value/fit", params={"as_of": "2026-01-01"}, headers=headers))
-            assert len(cache) == 3
+            assert cache.stats.computed == 3
             assert after[0]["customers"] == first[0]["customers"] + 1

@@ -389,7 +389,12 @@ class MetricsCache:
 
 
 def _rows(value: object) -> int:
-    return len(value) if isinstance(value, pd.DataFrame) else 1
+    """A result's size against ``max_rows``: a frame's rows, or what the object says it holds
+    (``rows_held``: a fitted value model holds a row per customer), else 1."""
+    if isinstance(value, pd.DataFrame):
+        return len(value)
+    held = getattr(value, "rows_held", None)
+    return int(held) if isinstance(held, int) else 1
 
 
 def _shared(value: Any) -> Any:

@@ -2,21 +2,17 @@
 and a model into the summary, the fits, customer values and the at-risk list.
 
 The models look at complete days: the calibration period ends on the day before ``as_of``
-(the day of ``as_of`` is not over yet). :class:`FitCache` keeps fitted results per parameters
-and data fingerprint, so that a server fits once per import rather than once per request.
+(the day of ``as_of`` is not over yet). A server keeps fitted results in its metrics cache
+(:class:`cxloop.metrics.cache.MetricsCache`), so it fits once per import rather than per request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
 from cxloop.metrics.source import Source
 from cxloop.value.at_risk import AtRiskOptions, at_risk
@@ -46,6 +42,11 @@ class Fitted:
 
     summary: Summary
     models: ValueModels
+
+    @property
+    def rows_held(self) -> int:
+        """Its size for a cache's bound: one row per customer of the summary."""
+        return len(self.summary.frame)
 
 
 def fitted(source: Source, query: ValueQuery) -> Fitted:
@@ -77,43 +78,3 @@ def at_risk_frame(
 ) -> pd.DataFrame:
     values = customer_values(result.summary, result.models, clv)
     return at_risk(values, days_per_unit=result.summary.days_per_unit, options=options)
-
-
-def store_fingerprint(engine: sa.Engine) -> tuple[Any, ...]:
-    """A cheap mark that changes when the data do: the number of imports and when the last one
-    finished (every write to the data tables goes through an import)."""
-    with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT count(*), max(finished_at) FROM imports")).one()
-    return (int(row[0]), row[1])
-
-
-class FitCache:
-    """The last ``size`` results by key (parameters + data fingerprint), thread-safe; a key is
-    computed once even when requests for it arrive together."""
-
-    def __init__(self, size: int = 8) -> None:
-        self.size = size
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._pending: dict[Hashable, threading.Lock] = {}
-
-    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            gate = self._pending.setdefault(key, threading.Lock())
-        with gate:
-            with self._lock:
-                if key in self._items:
-                    return self._items[key]
-            value = compute()
-            with self._lock:
-                self._items[key] = value
-                self._pending.pop(key, None)
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
-            return value
-
-    def __len__(self) -> int:
-        return len(self._items)

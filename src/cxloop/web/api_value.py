@@ -1,10 +1,10 @@
 """The customer value API (``/api/v1/value``): model fits, CLV per segment and per customer, and
 the customers at risk — the rows of ``cxloop value fit|clv|at-risk --json``.
 
-A thin shell over :mod:`cxloop.value.report`. Fitting a million customers takes seconds, so each
-app keeps a :class:`~cxloop.value.report.FitCache` of the last results, keyed by the parameters
-and the store's fingerprint (imports count and last finish): the store is summarised and fitted
-once per import and parameter set, not once per request. Fits and segment totals need
+A thin shell over :mod:`cxloop.value.report`. Fitting a million customers takes seconds, so the
+fits and customer values live in the app's metrics cache (:mod:`cxloop.metrics.cache`), keyed by
+the parameters and the store's data fingerprint: the store is summarised and fitted once per
+import and parameter set, not once per request. Fits and segment totals need
 ``dashboards.read``; customer-level rows need ``data.read``. A model that cannot be fitted is a
 422 problem with the reason.
 """
@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from cxloop.errors import ConfigError
+from cxloop.metrics.cache import MetricsCache
 from cxloop.metrics.frames import records
 from cxloop.metrics.source import store_source
 from cxloop.store.store import Store
@@ -28,12 +29,10 @@ from cxloop.value.at_risk import AtRiskOptions, at_risk
 from cxloop.value.clv import ClvOptions, clv_by_segment
 from cxloop.value.fitting import FitError
 from cxloop.value.report import (
-    FitCache,
     Fitted,
     ValueQuery,
     fitted,
     last_complete_day,
-    store_fingerprint,
     value_frame,
 )
 from cxloop.web.api_metrics import as_of_or_now
@@ -46,17 +45,15 @@ router = APIRouter(prefix="/api/v1/value", tags=["value"])
 
 AGGREGATES = [Depends(require(Capability.DASHBOARDS_READ))]
 ROWS = [Depends(require(Capability.DATA_READ))]
-CACHE_SIZE = 4  # a cached fit holds its summary: ~100 MB at a million customers
 
 
-def value_cache(request: Request) -> FitCache:
-    """The app's cache, made on first use (``setdefault`` on the state's dict is atomic)."""
-    state: dict[str, Any] = request.app.state._state
-    cache: FitCache = state.setdefault("value_cache", FitCache(CACHE_SIZE))
+def value_cache(request: Request) -> MetricsCache:
+    """The app's metrics cache, which also keeps value fits (bounded by their customers)."""
+    cache: MetricsCache = request.app.state.metrics_cache
     return cache
 
 
-CacheDep = Annotated[FitCache, Depends(value_cache)]
+CacheDep = Annotated[MetricsCache, Depends(value_cache)]
 
 # -- parameters --------------------------------------------------------------------------------
 
@@ -98,17 +95,17 @@ def refusals() -> Iterator[None]:
         raise Problem(422, detail=str(exc)) from None
 
 
-def cached_fit(store: Store, cache: FitCache, query: ValueQuery) -> Fitted:
+def cached_fit(store: Store, cache: MetricsCache, query: ValueQuery) -> Fitted:
     def compute() -> Fitted:
         with store_source(store) as source:
             return fitted(source, query)
 
-    result: Fitted = cache.get(("fitted", query, store_fingerprint(store.engine)), compute)
+    result: Fitted = cache.get(("value.fitted", query), compute)
     return result
 
 
-def cached_values(store: Store, cache: FitCache, query: ValueQuery, options: ClvOptions) -> pd.DataFrame:
-    key = ("values", query, options, store_fingerprint(store.engine))
+def cached_values(store: Store, cache: MetricsCache, query: ValueQuery, options: ClvOptions) -> pd.DataFrame:
+    key = ("value.values", query, options)
     frame: pd.DataFrame = cache.get(key, lambda: value_frame(cached_fit(store, cache, query), options))
     return frame
 

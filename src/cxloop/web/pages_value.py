@@ -20,7 +20,7 @@ from cxloop.metrics.source import store_source
 from cxloop.value.at_risk import AtRiskOptions, at_risk
 from cxloop.value.clv import ClvOptions
 from cxloop.value.fitting import FitError
-from cxloop.value.report import ValueQuery, last_complete_day, store_fingerprint
+from cxloop.value.report import ValueQuery, last_complete_day
 from cxloop.value.validation import validate
 from cxloop.web import value_view
 from cxloop.web.api_value import CacheDep, cached_fit, cached_values
@@ -62,7 +62,7 @@ def value_page(
             with store_source(store) as source:
                 return validate(source, calibration_end=calibration_end, holdout_end=holdout_end).table
 
-        holdout = cache.get(("holdout", calibration_end, holdout_end, store_fingerprint(store.engine)), check)
+        holdout = cache.get(("value.holdout", calibration_end, holdout_end), check)
     except (FitError, ConfigError) as exc:
         context["error"] = str(exc)
         return render(request, "value.html", context)
