@@ -16,6 +16,8 @@ import pytest
 
 from conftest import SHARED_DATA, need, write
 from cxloop import Store
+from cxloop.cli.output import to_jsonable
+from cxloop.metrics.frames import records
 from cxloop.metrics.source import store_source
 from cxloop.value.kaplan_meier import SurvivalError, kaplan_meier, kaplan_meier_frame
 from cxloop.value.sbg import SbgFitError, _negative_log_likelihood, fit_sbg, fit_sbg_cohort
@@ -396,3 +398,30 @@ def test_cli_survival_json_summary_and_errors(tmp_path: Path, load: Any) -> None
     assert bad.returncode == 1 and "unknown dimension 'colour'" in bad.stderr
     empty = cxloop("--db", str(tmp_path / "empty.duckdb"), "value", "survival", cwd=tmp_path)
     assert empty.returncode == 1 and "no subscriptions" in empty.stderr
+
+
+def test_the_api_gives_the_report_of_the_cli(duck_store: Store, load: Any, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxloop.web import accounts
+    from cxloop.web.app import create_app
+    from cxloop.web.roles import Role
+    from cxloop.web.settings import WebSettings
+
+    load_small(duck_store, load, tmp_path)
+    accounts.create_user(duck_store, "vic@example.com", Role.VIEWER, "p" * 12, now=AS_OF)
+    token = accounts.create_token(duck_store, "vic@example.com", Role.VIEWER, now=AS_OF).token
+    app = create_app(duck_store, WebSettings(database_url=duck_store.url), clock=lambda: AS_OF)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        got = client.get("/api/v1/value/survival?by=plan&forecast=2", headers=headers)
+        unknown = client.get("/api/v1/value/survival?by=planet", headers=headers)
+        before = client.get("/api/v1/value/survival?as_of=2023-01-01", headers=headers)
+    with store_source(duck_store) as source:
+        report = survival_report(source, as_of=AS_OF, by="plan", forecast=2)
+
+    assert got.status_code == 200, got.text
+    assert got.json()["summary"] == json.loads(json.dumps(to_jsonable(records(report.summary_frame()))))
+    assert len(got.json()["curves"]) == len(report.curve_frame())
+    assert unknown.status_code == 422 and before.status_code == 422
+    assert "no subscriptions" in before.json()["detail"]

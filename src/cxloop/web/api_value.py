@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
@@ -282,3 +282,58 @@ def customers_at_risk(
     return AtRiskCustomers(
         items=[AtRiskCustomer(**row) for row in records(page)], total=len(rows), limit=limit, offset=offset
     )
+
+
+class Survival(BaseModel):
+    """Subscription survival per segment (``cxloop value survival --json``, with ``--summary``)."""
+
+    summary: list[dict[str, Any]] = Field(
+        description="Per segment: customers, churned, censored, median lifetime (Kaplan-Meier) and "
+        "the sBG fit (alpha, beta, their SEs, or the single churn rate of the geometric limit)",
+        examples=[[{"segment": "Month-to-month", "customers": 3875, "median": 35, "alpha": 0.423}]],
+    )
+    curves: list[dict[str, Any]] = Field(
+        description="Per segment and period: Kaplan-Meier survival with its interval, and the sBG "
+        "survival and retention rate (phase fit, then forecast)",
+        examples=[[{"segment": "Month-to-month", "period": 1, "phase": "fit", "survival": 0.93}]],
+    )
+
+
+@router.get("/survival", dependencies=AGGREGATES, responses=problem_responses(401, 403, 422))
+def survival(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    as_of: Annotated[
+        dt.datetime | None, Query(description="Subscriptions as of this moment, UTC (default: today's start)")
+    ] = None,
+    by: Annotated[
+        str | None, Query(description="A dimension of the subscriptions: plan, or a customer field")
+    ] = None,
+    unit: Annotated[Literal["day", "week", "month", "year"], Query(description="Period length")] = "month",
+    periods: Annotated[int | None, Query(ge=1, le=1200, description="Fit on the first N periods")] = None,
+    forecast: Annotated[int, Query(ge=0, le=1200, description="Project this many periods beyond")] = 0,
+) -> Survival:
+    """Kaplan-Meier retention curves of subscriptions by segment, and a shifted-beta-geometric
+    model per segment with its forecast."""
+    from cxloop.value.kaplan_meier import SurvivalError
+    from cxloop.value.survival import survival_report
+
+    # As of the start of today unless asked: one answer per day, kept until an import.
+    moment = (
+        as_of_or_now(as_of, clock) if as_of is not None else dt.datetime.combine(clock().date(), dt.time())
+    )
+
+    def compute() -> Survival:
+        with store_source(store) as source:
+            report = survival_report(
+                source, as_of=moment, by=by, unit=unit, periods=periods, forecast=forecast
+            )
+        return Survival(summary=records(report.summary_frame()), curves=records(report.curve_frame()))
+
+    with refusals():
+        try:
+            result: Survival = cache.get(("value.survival", moment, by, unit, periods, forecast), compute)
+        except SurvivalError as exc:
+            raise Problem(422, detail=str(exc)) from None
+    return result
