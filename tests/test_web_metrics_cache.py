@@ -72,7 +72,7 @@ def test_an_import_between_two_calls_changes_the_answer(
     assert after[0]["value"] == first[0]["value"] + 1000
     expected = summary(store, as_of=dt.datetime(2024, 5, 1), kpi_ids=["revenue", "active_customers"])
     assert after[0]["value"] == expected.loc[0, "value"]
-    assert cache_of(client).stats.computed == 2
+    assert cache_of(client).stats.computed == 4  # each answer: its frame and its JSON
 
 
 def test_twenty_concurrent_identical_requests_compute_once(
@@ -86,7 +86,8 @@ def test_twenty_concurrent_identical_requests_compute_once(
             answers = list(pool.map(lambda u: get(client, u, viewer), [url] * 20))
         assert all(a == answers[0] for a in answers), url
         computed = cache_of(client).stats.computed - before
-        assert computed == (2 if url.startswith("/api/v1/rfm") else 1), url  # segments + their table
+        # the JSON and its frame (RFM segments: and the table they come from)
+        assert computed == (3 if url.startswith("/api/v1/rfm") else 2), url
 
 
 def test_mixed_parameters_get_their_own_answers(served: tuple[Store, TestClient, dict[str, str]]) -> None:
@@ -96,7 +97,7 @@ def test_mixed_parameters_get_their_own_answers(served: tuple[Store, TestClient,
     answers = [get(client, url, viewer) for url in variants]
     assert len({repr(a) for a in answers}) == len(variants)
     assert [get(client, url, viewer) for url in variants] == answers
-    assert cache_of(client).stats.computed == len(variants)
+    assert cache_of(client).stats.computed == 2 * len(variants)  # each: its frame and its JSON
 
 
 def test_the_cache_can_be_turned_off(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -117,6 +118,7 @@ class MetricsCache:
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
         self._seen: Hashable = None
+        self._local = threading.local()  # a fingerprint pinned for this thread's request
         self.stats = CacheStats()
 
     @property
@@ -133,6 +135,23 @@ class MetricsCache:
 
     # -- the mechanism --------------------------------------------------------------------------
 
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Read the data fingerprint once for everything this thread asks inside the block (one
+        page asks for several results: one small query instead of one per result)."""
+        if getattr(self._local, "fingerprint", None) is not None:
+            yield
+            return
+        self._local.fingerprint = (self._fingerprint(),)
+        try:
+            yield
+        finally:
+            self._local.fingerprint = None
+
+    def _current(self) -> Hashable:
+        pinned = getattr(self._local, "fingerprint", None)
+        return pinned[0] if pinned is not None else self._fingerprint()
+
     def get(self, key: Hashable, compute: Callable[[], T], *, max_age: float | None = None) -> T:
         """``compute()``'s result for ``key`` under the current fingerprint: kept (no older than
         ``max_age`` seconds when given), being computed by another caller (waited for), or
@@ -141,7 +160,7 @@ class MetricsCache:
             with self._lock:
                 self.stats.computed += 1
             return compute()
-        full = (self._fingerprint(), key)
+        full = (self._current(), key)
         with self._lock:
             if full[0] != self._seen:  # the data changed: what was kept answers nothing now
                 self._entries.clear()

@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Callable, Iterator
+import json
+import os
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from cxloop.errors import ConfigError
 from cxloop.metrics.cache import MetricsCache
@@ -163,6 +168,39 @@ def kpi_or_404(kpis: Registry, kpi_id: str) -> Kpi:
         close = difflib.get_close_matches(kpi_id.lower(), ids, n=3, cutoff=0.6)
         close += [k for k in ids if kpi_id.lower() in k and k not in close]
         raise Problem(404, detail=str(exc), kpi=kpi_id, did_you_mean=close) from None
+
+
+def answer(
+    cache: MetricsCache, key: Hashable, as_of: dt.datetime | None, build: Callable[[], Any]
+) -> Response:
+    """The JSON of ``build()``, kept in the metrics cache as bytes: a cached answer costs no
+    conversion from frames and no validation, only the bytes (a question as of now is kept for the
+    cache's "now" window, like the frames it is made of)."""
+
+    def encode() -> bytes:
+        data = build()
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        return json.dumps(jsonable_encoder(data), separators=(",", ":"), allow_nan=False).encode()
+
+    max_age = None if as_of is not None else cache.now_seconds
+    with refusals(), cache.pinned():
+        body: bytes = cache.get(("api", key), encode, max_age=max_age)
+    return Response(body, media_type="application/json")
+
+
+def where_key(filters: dict[str, list[str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple(sorted((name, tuple(values)) for name, values in filters.items()))
+
+
+def file_stamp(path: str | Path | None) -> tuple[str, float] | None:
+    """A file as part of a cache key: its name and when it last changed."""
+    if path is None:
+        return None
+    try:
+        return str(path), os.stat(path).st_mtime
+    except OSError:
+        return str(path), 0.0
 
 
 # -- models (for the schema and its examples) ----------------------------------------------------
@@ -316,6 +354,7 @@ def kpi_definition(kpi_id: str, kpis: RegistryDep) -> KpiDefinition:
 @router.get(
     "/kpis/{kpi_id}/values",
     dependencies=AGGREGATES,
+    response_model=list[dict[str, Any]],
     responses={
         **example(VALUES_EXAMPLE, "One row per period and breakdown value"),
         **problem_responses(401, 403, 404, 422),
@@ -339,34 +378,44 @@ def kpi_values(
     ] = False,
     active_days: ActiveDays = 90,
     min_n: Annotated[int, Query(ge=1, description="Warn when a rate rests on fewer observations")] = 30,
-) -> list[dict[str, Any]]:
+) -> Response:
     """One KPI per period (and breakdown): value, n, 95% interval and warning — the rows of
     `cxloop kpi show ID --json` with the same parameters. Not paginated: the rows are bounded by
     periods × breakdown values."""
     definition = kpi_or_404(kpis, kpi_id)
     dims, filters = split_by(by), parse_where(where)
     check_dimensions(definition.dimensions, dims, filters)
-    with refusals():
-        frame = cache.compute(
-            store,
-            definition,
-            grain=grain,
-            by=dims,
-            where=filters,
-            start=naive_utc(start),
-            end=naive_utc(end),
-            as_of=naive_utc(as_of),
-            change=change,
-            options=Options(active_days=active_days, min_n=min_n),
-            custom_file=settings.kpis_file,
-            clock=clock,
-        )
-    return records(frame)
+    key = (
+        "values", definition.id, grain, tuple(dims), where_key(filters), naive_utc(start), naive_utc(end),
+        naive_utc(as_of), change, active_days, min_n, file_stamp(settings.kpis_file),
+    )  # fmt: skip
+    return answer(
+        cache,
+        key,
+        as_of,
+        lambda: records(
+            cache.compute(
+                store,
+                definition,
+                grain=grain,
+                by=dims,
+                where=filters,
+                start=naive_utc(start),
+                end=naive_utc(end),
+                as_of=naive_utc(as_of),
+                change=change,
+                options=Options(active_days=active_days, min_n=min_n),
+                custom_file=settings.kpis_file,
+                clock=clock,
+            )
+        ),
+    )
 
 
 @router.get(
     "/summary",
     dependencies=AGGREGATES,
+    response_model=list[dict[str, Any]],
     responses={
         **example(SUMMARY_EXAMPLE, "One row per headline KPI"),
         **problem_responses(401, 403, 404, 422),
@@ -384,27 +433,35 @@ def summary(
         list[str], Query(description="Only these KPIs (repeat, or comma-separate; default: the headline)")
     ] = [],  # noqa: B006
     active_days: ActiveDays = 90,
-) -> list[dict[str, Any]]:
+) -> Response:
     """Headline KPIs for the last complete period against the one before (`cxloop summary --json`)."""
     if grain is Grain.ALL:
         raise invalid("grain", "the summary compares periods: day, week, month, quarter or year")
     ids = split_by(kpi)
     for kpi_id in ids:
         kpi_or_404(kpis, kpi_id)
-    with refusals():
-        frame = cache.summary(
-            store,
-            as_of=naive_utc(as_of),
-            grain=grain,
-            kpi_ids=ids or None,
-            options=Options(active_days=active_days),
-            custom_file=settings.kpis_file,
-            clock=clock,
-        )
-    return records(frame)
+    key = ("summary", grain, naive_utc(as_of), tuple(ids), active_days, file_stamp(settings.kpis_file))
+    return answer(
+        cache,
+        key,
+        as_of,
+        lambda: records(
+            cache.summary(
+                store,
+                as_of=naive_utc(as_of),
+                grain=grain,
+                kpi_ids=ids or None,
+                options=Options(active_days=active_days),
+                custom_file=settings.kpis_file,
+                clock=clock,
+            )
+        ),
+    )
 
 
-@router.get("/cohorts", dependencies=AGGREGATES, responses=problem_responses(401, 403, 422))
+@router.get(
+    "/cohorts", dependencies=AGGREGATES, response_model=Cohorts, responses=problem_responses(401, 403, 422)
+)
 def cohort_matrix(
     store: StoreDep,
     clock: ClockDep,
@@ -419,14 +476,15 @@ def cohort_matrix(
         list[str], Query(description="One matrix per customer dimension (segment, region, ...)")
     ] = [],  # noqa: B006
     where: Where = [],  # noqa: B006
-) -> Cohorts:
+) -> Response:
     """The cohort retention matrix (`cxloop cohorts --json`) and its average curve."""
     if grain is Grain.ALL:
         raise invalid("grain", "cohorts need a grain with periods: day, week, month, quarter or year")
     dims, filters = split_by(by), parse_where(where)
     allowed = [d for d in FACTS["customers"].all_dimensions() if d != "cohort"]
     check_dimensions(allowed, dims, filters)
-    with refusals():
+
+    def build() -> Cohorts:
         matrix = cache.cohorts(
             store,
             grain=grain,
@@ -437,17 +495,36 @@ def cohort_matrix(
             where=filters,
             clock=clock,
         )
-    return Cohorts(cells=records(matrix), average=records(average_curve(matrix)))
+        return Cohorts(cells=records(matrix), average=records(average_curve(matrix)))
+
+    key = (
+        "cohorts",
+        grain,
+        naive_utc(start),
+        naive_utc(end),
+        naive_utc(as_of),
+        tuple(dims),
+        where_key(filters),
+    )
+    return answer(cache, key, as_of, build)
 
 
-@router.get("/rfm/segments", dependencies=AGGREGATES, responses=problem_responses(401, 403, 422))
+@router.get(
+    "/rfm/segments",
+    dependencies=AGGREGATES,
+    response_model=list[RfmSegment],
+    responses=problem_responses(401, 403, 422),
+)
 def rfm_segments(
     store: StoreDep, clock: ClockDep, cache: CacheDep, as_of: AsOf = None, lookback_days: LookbackDays = None
-) -> list[RfmSegment]:
+) -> Response:
     """The eleven RFM segments, in order, with their customers and revenue (`cxloop rfm --json`)."""
-    with refusals():
+
+    def build() -> list[dict[str, Any]]:
         frame = cache.rfm_segments(store, as_of=naive_utc(as_of), lookback_days=lookback_days, clock=clock)
-    return [RfmSegment(**row) for row in records(frame)]
+        return [RfmSegment(**row).model_dump(mode="json") for row in records(frame)]
+
+    return answer(cache, ("rfm_segments", naive_utc(as_of), lookback_days), as_of, build)
 
 
 @router.get("/rfm/customers", dependencies=ROWS, responses=problem_responses(401, 403, 422))

@@ -8,12 +8,11 @@ need ``dashboards.read``; the rows behind a number are customer-level and need `
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Hashable
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
+from markupsafe import Markup
 from starlette.responses import Response
 
 from cxloop.errors import ConfigError
@@ -26,7 +25,7 @@ from cxloop.metrics.registry import Registry
 from cxloop.metrics.source import Source
 from cxloop.store.store import Store
 from cxloop.web import dashboard
-from cxloop.web.api_metrics import kpi_or_404, parse_where, registry, source_of
+from cxloop.web.api_metrics import file_stamp, kpi_or_404, parse_where, registry, source_of
 from cxloop.web.auth import require
 from cxloop.web.charts import Chart, Table
 from cxloop.web.deps import Clock, ClockDep, SettingsDep, StoreDep, business
@@ -66,16 +65,6 @@ def periodic(grain: Grain) -> Grain:
     return grain
 
 
-def file_stamp(path: str | Path | None) -> tuple[str, float] | None:
-    """A file as part of a cache key: its name and when it last changed."""
-    if path is None:
-        return None
-    try:
-        return str(path), os.stat(path).st_mtime
-    except OSError:
-        return str(path), 0.0
-
-
 def remembered(
     request: Request,
     store: Store,
@@ -93,6 +82,18 @@ def remembered(
             return build(source, clock())
 
     return cache.get(("page", key), compute, max_age=cache.now_seconds)
+
+
+def chart_html(request: Request, key: Hashable, make: Callable[[], Chart]) -> Markup:
+    """A chart rendered (its figure, table and CSV link), kept in the metrics cache like the
+    numbers it shows: a dashboard served from the cache renders only its tiles."""
+    cache: MetricsCache = request.app.state.metrics_cache
+    macro = request.app.state.templates.env.get_template("_chart.html").module.chart
+
+    def build() -> Markup:
+        return Markup(macro(make()))
+
+    return cache.get(("page.chart", key), build, max_age=cache.now_seconds)
 
 
 def dimension_choices(kpi: Kpi) -> list[str]:
@@ -148,23 +149,28 @@ def dashboard_page(
         chart = {"trend": trend, "cohorts": cohorts, "rfm": rfm}[download]()
         name = {"trend": f"{trend_kpi.id}-by-{grain.value}", "cohorts": "cohorts", "rfm": "rfm-segments"}
         return csv_download(chart.table, name[download])
-    try:
-        headline = cache.summary(
-            store, grain=grain, options=Options(), custom_file=settings.kpis_file, clock=clock
-        )
-        spark = remembered(
-            request,
-            store,
-            clock,
-            ("sparklines", grain, tuple(headline["kpi"]), file_stamp(settings.kpis_file)),
-            lambda source, now: dashboard.sparklines(
-                source, kpis, list(headline["kpi"]), as_of=now, grain=grain
-            ),
-        )
-    except ConfigError as exc:
-        raise Problem(422, detail=str(exc)) from None
-    tiles = dashboard.tiles(headline, spark, grain=grain, fmt=fmt)
-    charts: list[Chart] = [trend(), cohorts(), rfm()]
+    with cache.pinned():  # one fingerprint read for the whole page
+        try:
+            headline = cache.summary(
+                store, grain=grain, options=Options(), custom_file=settings.kpis_file, clock=clock
+            )
+            spark = remembered(
+                request,
+                store,
+                clock,
+                ("sparklines", grain, tuple(headline["kpi"]), file_stamp(settings.kpis_file)),
+                lambda source, now: dashboard.sparklines(
+                    source, kpis, list(headline["kpi"]), as_of=now, grain=grain
+                ),
+            )
+        except ConfigError as exc:
+            raise Problem(422, detail=str(exc)) from None
+        tiles = dashboard.tiles(headline, spark, grain=grain, fmt=fmt)
+        charts = [
+            chart_html(request, ("trend", trend_kpi, grain, by), trend),
+            chart_html(request, ("cohorts",), cohorts),
+            chart_html(request, ("rfm",), rfm),
+        ]
     return render(
         request,
         "dashboard.html",
@@ -210,13 +216,18 @@ def kpi_page(
     csv_href = f"/kpis/{kpi.id}" + dashboard.query_string(
         {"grain": grain.value, "by": by, "download": "values"}
     )
-    chart = remembered(
-        request,
-        store,
-        clock,
-        ("trend", kpi, grain, by, csv_href),
-        lambda source, now: dashboard.trend(source, kpi, as_of=now, grain=grain, by=dims, csv_href=csv_href),
-    )
+    cache: MetricsCache = request.app.state.metrics_cache
+    with cache.pinned():
+        chart = remembered(
+            request,
+            store,
+            clock,
+            ("trend", kpi, grain, by, csv_href),
+            lambda source, now: dashboard.trend(
+                source, kpi, as_of=now, grain=grain, by=dims, csv_href=csv_href
+            ),
+        )
+        trend_html = chart_html(request, ("kpi-trend", kpi, grain, by), lambda: chart)
     if download == "values":
         return csv_download(chart.table, f"{kpi.id}-by-{grain.value}")
     fmt = formatter(request)
@@ -233,7 +244,7 @@ def kpi_page(
         {
             "title": kpi.name,
             "kpi": kpi,
-            "trend_chart": chart,
+            "trend_chart": trend_html,
             "rows": rows,
             "dims": dims,
             "grain": grain,
