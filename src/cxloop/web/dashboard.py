@@ -19,6 +19,7 @@ from cxloop.metrics.grains import Grain, period_start, shift
 from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.query import Options
 from cxloop.metrics.registry import Registry
+from cxloop.metrics.rfm import SEGMENT_COLUMNS
 from cxloop.metrics.source import Source
 from cxloop.web.charts import Chart, Table, bar_chart, heatmap, line_chart, sparkline_points
 from cxloop.web.formatting import Formatter, missing
@@ -230,18 +231,8 @@ def cohort_heatmap(
 
 def rfm_chart(segments: pd.DataFrame, *, csv_href: str | None = None) -> Chart:
     """Customers per RFM segment (``cxloop rfm``'s segments)."""
-    columns = [
-        "segment",
-        "customers",
-        "share",
-        "revenue",
-        "revenue_share",
-        "avg_recency_days",
-        "avg_frequency",
-        "avg_monetary",
-    ]
-    frame = segments.reindex(columns=columns)
-    table = Table.from_frame(frame, columns)
+    frame = segments.reindex(columns=SEGMENT_COLUMNS)
+    table = Table.from_frame(frame, SEGMENT_COLUMNS)
     return bar_chart(
         "rfm",
         "Customers by RFM segment",
