@@ -15,6 +15,7 @@ from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.query import Options
 from cxloop.metrics.registry import Registry
 from cxloop.metrics.source import Source, store_source
+from cxloop.metrics.summary import HEADLINE, headline  # at import: see the note below
 from cxloop.store.store import Store
 
 
@@ -73,8 +74,10 @@ def summary(
 ) -> pd.DataFrame:
     """The headline KPIs for the last complete period against the one before (see
     :func:`cxloop.metrics.summary.headline`)."""
+    # ``headline`` is imported with the module, not here: a first import of the submodule
+    # ``cxloop.metrics.summary`` after the package is set up would replace the package's
+    # ``summary`` (this function) with the submodule.
     from cxloop.metrics.compute import now_utc
-    from cxloop.metrics.summary import HEADLINE, headline
 
     with as_source(data) as source:
         return headline(
