@@ -15,7 +15,7 @@ import secrets
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
@@ -24,12 +24,21 @@ from starlette.responses import Response
 
 from cxloop.errors import ConfigError, InputError
 from cxloop.ingest.entities import ENTITIES
-from cxloop.ingest.jobs import JobOptions, create_job, get_job, list_jobs, past_imports, rejects_page
+from cxloop.ingest.jobs import (
+    ImportRunner,
+    JobOptions,
+    create_job,
+    get_job,
+    list_jobs,
+    past_imports,
+    rejects_page,
+)
 from cxloop.ingest.mapping import list_presets
 from cxloop.ingest.preview import preview_file
+from cxloop.store.store import Store
 from cxloop.web.api_imports import RunnerDep, import_options, read_form, save_upload, upload, upload_size
 from cxloop.web.auth import require
-from cxloop.web.deps import ClockDep, SettingsDep, StoreDep, business
+from cxloop.web.deps import Clock, ClockDep, SettingsDep, StoreDep, business
 from cxloop.web.errors import Problem
 from cxloop.web.roles import Capability
 from cxloop.web.sessions import Principal
@@ -42,7 +51,9 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 PREVIEW_ROWS = 10
 
 
-def _form_page(request: Request, store: Any, *, error: str | None = None, status_code: int = 200) -> Response:
+def _form_page(
+    request: Request, store: Store, *, error: str | None = None, status_code: int = 200
+) -> Response:
     return render(
         request,
         "imports.html",
@@ -153,9 +164,9 @@ async def start_pending(
 
 
 async def _start(
-    store: Any,
-    clock: Any,
-    runner: Any,
+    store: Store,
+    clock: Clock,
+    runner: ImportRunner,
     who: Principal,
     entity: str,
     options: JobOptions,
