@@ -130,3 +130,10 @@ def snapshot(store: Store) -> dict[str, Any]:
     ):
         out[name] = sorted(map(repr, rows(store, f"SELECT * FROM {name}")))
     return out
+
+
+def bearer(store: Store, email: str, role: Any, *, now: Any) -> dict[str, str]:
+    """Headers with a new API token of ``email`` acting as ``role`` (the web tests' caller)."""
+    from cxloop.web import accounts
+
+    return {"Authorization": f"Bearer {accounts.create_token(store, email, role, now=now).token}"}

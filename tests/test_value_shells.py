@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import conftest
 from cxloop import Store
 from cxloop.cli.output import to_jsonable
 from cxloop.demo_store import load_demo
@@ -61,7 +62,7 @@ def client(demo: Store) -> Iterator[TestClient]:
 
 
 def bearer(store: Store, email: str, role: Role) -> dict[str, str]:
-    return {"Authorization": f"Bearer {accounts.create_token(store, email, role, now=T0).token}"}
+    return conftest.bearer(store, email, role, now=T0)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+import conftest
 from cxloop import ImportOptions, Store, import_file
 from cxloop.demo_store import load_demo
 from cxloop.metrics import compute, summary
@@ -52,7 +53,7 @@ def client(demo: Store) -> Iterator[TestClient]:
 
 
 def bearer(store: Store, email: str, role: Role) -> dict[str, str]:
-    return {"Authorization": f"Bearer {accounts.create_token(store, email, role, now=NOW).token}"}
+    return conftest.bearer(store, email, role, now=NOW)
 
 
 @pytest.fixture(scope="module")

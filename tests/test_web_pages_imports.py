@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+import conftest
 from cxloop import Store
 from cxloop.web import accounts
 from cxloop.web.app import create_app
@@ -44,7 +45,7 @@ def client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def bearer(store: Store, email: str, role: Role) -> dict[str, str]:
-    return {"Authorization": f"Bearer {accounts.create_token(store, email, role, now=NOW).token}"}
+    return conftest.bearer(store, email, role, now=NOW)
 
 
 def customers_in(store: Store) -> list[str]:

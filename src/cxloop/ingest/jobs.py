@@ -431,6 +431,37 @@ class ImportRunner:
             self._queued.add(job_id)
             self._executor.submit(self._run, job_id)
 
+    def queue(
+        self,
+        *,
+        entity: str,
+        file_name: str,
+        stored_path: Path,
+        file_bytes: int,
+        options: JobOptions,
+        user_id: str | None,
+        job_id: str | None = None,
+    ) -> str:
+        """Record a job for the upload at ``stored_path`` and run it here; if it cannot be recorded
+        the upload's folder goes (nothing is left behind for a job that does not exist)."""
+        try:
+            job_id = create_job(
+                self.store,
+                entity=entity,
+                file_name=file_name,
+                stored_path=stored_path,
+                file_bytes=file_bytes,
+                options=options,
+                user_id=user_id,
+                now=self.clock(),
+                job_id=job_id,
+            )
+        except BaseException:
+            shutil.rmtree(stored_path.parent, ignore_errors=True)
+            raise
+        self.submit(job_id)
+        return job_id
+
     def _run(self, job_id: str) -> None:
         try:
             run_job(self.store, job_id, clock=self.clock, rejects_kept=self.rejects_kept)

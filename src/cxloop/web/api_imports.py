@@ -36,7 +36,6 @@ from cxloop.ingest.entities import ENTITIES, get_entity
 from cxloop.ingest.jobs import (
     ImportRunner,
     JobOptions,
-    create_job,
     get_job,
     iter_rejects,
     list_jobs,
@@ -47,7 +46,7 @@ from cxloop.ingest.jobs import (
 from cxloop.ingest.mapping import get_preset, parse_assignments
 from cxloop.ingest.preview import preview_file
 from cxloop.web.auth import require
-from cxloop.web.deps import ClockDep, SettingsDep, StoreDep
+from cxloop.web.deps import SettingsDep, StoreDep
 from cxloop.web.errors import Problem, problem_responses
 from cxloop.web.roles import Capability
 from cxloop.web.sessions import Principal
@@ -366,7 +365,6 @@ async def start_import(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    clock: ClockDep,
     runner: RunnerDep,
     who: Annotated[Principal, Depends(RUN)],
 ) -> JSONResponse:
@@ -385,23 +383,17 @@ async def start_import(
     if size == 0:
         shutil.rmtree(folder, ignore_errors=True)
         raise invalid("file", "the file is empty (0 bytes)")
-    try:
-        await run_in_threadpool(
-            create_job,
-            store,
+    await run_in_threadpool(
+        lambda: runner.queue(
             entity=entity,
             file_name=file.filename or path.name,
             stored_path=path,
             file_bytes=size,
             options=options,
             user_id=who.user.id,
-            now=clock(),
             job_id=job_id,
         )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    runner.submit(job_id)
+    )
     job = await run_in_threadpool(get_job, store, job_id)
     assert job is not None
     location = f"{router.prefix}/{job_id}"

@@ -27,7 +27,6 @@ from cxloop.ingest.entities import ENTITIES
 from cxloop.ingest.jobs import (
     ImportRunner,
     JobOptions,
-    create_job,
     get_job,
     list_jobs,
     past_imports,
@@ -38,7 +37,7 @@ from cxloop.ingest.preview import preview_file
 from cxloop.store.store import Store
 from cxloop.web.api_imports import RunnerDep, import_options, read_form, save_upload, upload, upload_size
 from cxloop.web.auth import require
-from cxloop.web.deps import Clock, ClockDep, SettingsDep, StoreDep, business
+from cxloop.web.deps import SettingsDep, StoreDep, business
 from cxloop.web.errors import Problem
 from cxloop.web.roles import Capability
 from cxloop.web.sessions import Principal
@@ -90,7 +89,6 @@ async def upload_page(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    clock: ClockDep,
     runner: RunnerDep,
     who: Annotated[Principal, Depends(RUN)],
 ) -> Response:
@@ -114,7 +112,7 @@ async def upload_page(
         shutil.rmtree(folder, ignore_errors=True)
         return _form_page(request, store, error="The file is empty (0 bytes).", status_code=422)
     if form.get("action") != "preview":
-        return await _start(store, clock, runner, who, entity, options, path, file_name, size)
+        return await _start(runner, who, entity, options, path, file_name, size)
     try:
         found = await run_in_threadpool(
             lambda: preview_file(
@@ -142,9 +140,7 @@ async def upload_page(
 @router.post("/imports/pending/{token}")
 async def start_pending(
     token: str,
-    store: StoreDep,
     settings: SettingsDep,
-    clock: ClockDep,
     runner: RunnerDep,
     who: Annotated[Principal, Depends(RUN)],
     entity: Annotated[str, Form()],
@@ -160,12 +156,10 @@ async def start_pending(
         raise Problem(422, detail=f"form.entity: one of {', '.join(ENTITIES)}")
     options = JobOptions(preset=preset or None, dry_run=dry_run)
     path = files[0]
-    return await _start(store, clock, runner, who, entity, options, path, path.name, path.stat().st_size)
+    return await _start(runner, who, entity, options, path, path.name, path.stat().st_size)
 
 
 async def _start(
-    store: Store,
-    clock: Clock,
     runner: ImportRunner,
     who: Principal,
     entity: str,
@@ -175,18 +169,15 @@ async def _start(
     size: int,
 ) -> Response:
     job_id = await run_in_threadpool(
-        lambda: create_job(
-            store,
+        lambda: runner.queue(
             entity=entity,
             file_name=file_name,
             stored_path=path,
             file_bytes=size,
             options=options,
             user_id=who.user.id,
-            now=clock(),
         )
     )
-    runner.submit(job_id)
     return RedirectResponse(f"/imports/{job_id}", status_code=303)
 
 
