@@ -15,12 +15,12 @@ evaluated here as log-sum-exp of the two terms, with its analytic gradient in lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from cxloop.value.fitting import Fit, FitError, Rows, distinct_pairs, maximise
+from cxloop.value.fitting import Fit, RepeatBuying, Rows, distinct_pairs
 
 NAMES = ("r", "alpha", "a", "b")
 
@@ -67,7 +67,7 @@ def log_likelihood(theta: np.ndarray, rows: Rows) -> tuple[float, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class BetaGeo:
+class BetaGeo(RepeatBuying):
     """A fitted BG/NBD model (time in the unit of the data it was fitted on)."""
 
     r: float
@@ -76,22 +76,10 @@ class BetaGeo:
     b: float
     fit: Fit | None = None
 
-    @classmethod
-    def fitted(cls, frequency: Any, recency: Any, T: Any) -> BetaGeo:
-        """Maximum likelihood on customers' repeat purchases x, recency t_x and age T."""
-        return cls.from_rows(Rows.of(frequency, recency, T))
-
-    @classmethod
-    def from_rows(cls, rows: Rows) -> BetaGeo:
-        """Maximum likelihood on customers already compressed to rows."""
-        if not np.any(rows.x > 0):
-            raise FitError("BG/NBD: no customer made a repeat purchase; the model cannot be fitted")
-        fit = maximise("bgnbd", NAMES, lambda th: log_likelihood(th, rows), customers=rows.customers)
-        return cls(**fit.params, fit=fit)
-
-    def log_likelihood(self, frequency: Any, recency: Any, T: Any) -> float:
-        rows = Rows.of(frequency, recency, T)
-        return log_likelihood(np.log([self.r, self.alpha, self.a, self.b]), rows)[0]
+    KEY: ClassVar[str] = "bgnbd"
+    LABEL: ClassVar[str] = "BG/NBD"
+    NAMES: ClassVar[tuple[str, ...]] = NAMES
+    objective = staticmethod(log_likelihood)
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """P(alive | x, t_x, T) = 1 / (1 + [x > 0] · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x))."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -276,3 +276,36 @@ def check_rfm(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
         raise FitError("need 0 <= recency <= T and frequency >= 0 for every customer")
     if np.any((x == 0) & (t_x > 0)):
         raise FitError("a customer with no repeat purchase must have recency 0")
+
+
+class RepeatBuying:
+    """What the purchase models (BG/NBD, Pareto/NBD) share: fitting by maximum likelihood on
+    (x, t_x, T) rows, and the log-likelihood of given customers. A model names its parameters
+    (``NAMES``, also its dataclass fields) and gives its log-likelihood with its gradient in the
+    log of the parameters (``objective``)."""
+
+    KEY: ClassVar[str]
+    LABEL: ClassVar[str]
+    NAMES: ClassVar[tuple[str, ...]]
+
+    @staticmethod
+    def objective(theta: np.ndarray, rows: Rows) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    @classmethod
+    def fitted(cls, frequency: Any, recency: Any, T: Any) -> Self:
+        """Maximum likelihood on customers' repeat purchases x, recency t_x and age T."""
+        return cls.from_rows(Rows.of(frequency, recency, T))
+
+    @classmethod
+    def from_rows(cls, rows: Rows) -> Self:
+        """Maximum likelihood on customers already compressed to rows."""
+        if not np.any(rows.x > 0):
+            raise FitError(f"{cls.LABEL}: no customer made a repeat purchase; the model cannot be fitted")
+        fit = maximise(cls.KEY, cls.NAMES, lambda th: cls.objective(th, rows), customers=rows.customers)
+        model: Self = cls(**fit.params, fit=fit)  # type: ignore[call-arg]
+        return model
+
+    def log_likelihood(self, frequency: Any, recency: Any, T: Any) -> float:
+        theta = np.log([getattr(self, name) for name in self.NAMES])
+        return self.objective(theta, Rows.of(frequency, recency, T))[0]

@@ -23,12 +23,12 @@ integral sign) on the same nodes: analytic, no hypergeometric derivatives needed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from cxloop.value.fitting import Fit, FitError, Rows, maximise
+from cxloop.value.fitting import Fit, RepeatBuying, Rows
 
 NAMES = ("r", "alpha", "s", "beta")
 PANELS, NODES = 16, 12
@@ -93,7 +93,7 @@ def log_likelihood(theta: np.ndarray, rows: Rows) -> tuple[float, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class ParetoNBD:
+class ParetoNBD(RepeatBuying):
     """A fitted Pareto/NBD model (time in the unit of the data it was fitted on)."""
 
     r: float
@@ -102,22 +102,10 @@ class ParetoNBD:
     beta: float
     fit: Fit | None = None
 
-    @classmethod
-    def fitted(cls, frequency: Any, recency: Any, T: Any) -> ParetoNBD:
-        """Maximum likelihood on customers' repeat purchases x, recency t_x and age T."""
-        return cls.from_rows(Rows.of(frequency, recency, T))
-
-    @classmethod
-    def from_rows(cls, rows: Rows) -> ParetoNBD:
-        """Maximum likelihood on customers already compressed to rows."""
-        if not np.any(rows.x > 0):
-            raise FitError("Pareto/NBD: no customer made a repeat purchase; the model cannot be fitted")
-        fit = maximise("paretonbd", NAMES, lambda th: log_likelihood(th, rows), customers=rows.customers)
-        return cls(**fit.params, fit=fit)
-
-    def log_likelihood(self, frequency: Any, recency: Any, T: Any) -> float:
-        rows = Rows.of(frequency, recency, T)
-        return log_likelihood(np.log([self.r, self.alpha, self.s, self.beta]), rows)[0]
+    KEY: ClassVar[str] = "paretonbd"
+    LABEL: ClassVar[str] = "Pareto/NBD"
+    NAMES: ClassVar[tuple[str, ...]] = NAMES
+    objective = staticmethod(log_likelihood)
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """P(alive | x, t_x, T): the share of the likelihood's first term (alive at T)."""
