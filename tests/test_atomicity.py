@@ -127,3 +127,36 @@ def test_killing_an_import_leaves_all_or_nothing(sig: signal.Signals, tmp_path: 
         else:
             outcomes.add("all")
     assert "nothing" in outcomes, "no kill landed before the commit: the test proved nothing"
+
+
+_LONG_QUERY_UNDER_THE_CLI = """
+import sys, typer
+from cxloop.cli.app import reporting_errors
+from cxloop import Store
+
+store = Store.open(sys.argv[1])
+try:
+    with reporting_errors(), store.engine.connect() as conn:
+        print("running", flush=True)
+        conn.exec_driver_sql("SELECT count(*) FROM range(100000000000) a")
+except typer.Exit as exit:
+    sys.exit(exit.exit_code)
+"""
+
+
+def test_ctrl_c_inside_any_duckdb_query_is_reported_as_an_interruption(tmp_path: Path) -> None:
+    """DuckDB turns SIGINT into an error of the query it interrupts (opening the store runs
+    queries too); the CLI still says 'interrupted' and exits 130, never a traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LONG_QUERY_UNDER_THE_CLI, str(tmp_path / "store.duckdb")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"running\n"
+    time.sleep(0.5)  # inside the query
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted: nothing was written" in err
+    assert b"Traceback" not in err

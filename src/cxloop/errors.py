@@ -51,3 +51,18 @@ class ConfigError(CxloopError):
 
 class StoreWriteError(CxloopError):
     """The database refused a write; the transaction was rolled back, so nothing was written."""
+
+
+def is_interrupted_query(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB's answer to Ctrl-C: it interrupts the running query with a
+    ``RuntimeError`` (or ``InterruptException``) instead of letting ``KeyboardInterrupt`` through."""
+    # SQLAlchemy wraps the driver's error; a signal arrives as RuntimeError, interrupt() as
+    # InterruptException.
+    cause = getattr(exc, "orig", None) or exc
+    return isinstance(cause, RuntimeError | _duckdb_interrupt()) and "interrupt" in str(cause).lower()
+
+
+def _duckdb_interrupt() -> type[Exception]:
+    import duckdb  # deferred: errors is imported by everything, duckdb only where a store is open
+
+    return duckdb.InterruptException

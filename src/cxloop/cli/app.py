@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from cxloop import __version__
 from cxloop.cli.output import stderr
-from cxloop.errors import CxloopError
+from cxloop.errors import CxloopError, is_interrupted_query
 from cxloop.store.store import Store
 
 EXIT_ERROR = 1
@@ -43,7 +43,10 @@ def reporting_errors() -> Iterator[None]:
     except CxloopError as exc:
         stderr().print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_ERROR) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
+        # Ctrl-C that lands inside any DuckDB query (opening the store, say) arrives as an error.
+        if not isinstance(exc, KeyboardInterrupt) and not is_interrupted_query(exc):
+            raise
         stderr().print("[yellow]interrupted: nothing was written[/]")
         raise typer.Exit(130) from None
 

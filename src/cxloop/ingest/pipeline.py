@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import sqlalchemy as sa
 
-from cxloop.errors import InputError, StoreWriteError
+from cxloop.errors import InputError, StoreWriteError, is_interrupted_query
 from cxloop.ingest import readers, rejects, stage
 from cxloop.ingest.entities import Entity, get_entity
 from cxloop.ingest.mapping import (
@@ -112,9 +112,8 @@ def import_file(
     """Import ``path`` as ``entity`` into ``store``; see the module docstring for the steps."""
     try:
         return _import_file(store, entity, path, options, clock=clock, on_step=on_step)
-    except RuntimeError as exc:
-        # DuckDB answers Ctrl-C (SIGINT) by interrupting the running query with this error.
-        if "interrupted" in str(exc).lower():
+    except Exception as exc:
+        if is_interrupted_query(exc):
             raise KeyboardInterrupt from None
         raise
 
