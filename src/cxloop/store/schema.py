@@ -341,3 +341,17 @@ business_settings = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("updated_by", sa.Text, comment="The user's id"),
 )
+
+
+# Sentiment scores (migration 0006): a cache by content and model, so only new texts are scored.
+text_sentiment = sa.Table(
+    "text_sentiment",
+    metadata,
+    sa.Column("content_hash", sa.Text, primary_key=True, comment="SHA-256 of the text, hex"),
+    sa.Column("model", sa.Text, primary_key=True, comment="Model name and version"),
+    sa.Column("language", sa.Text, comment="ISO 639-1 code detected, NULL if undetermined"),
+    sa.Column("supported", sa.Boolean, nullable=False, comment="Whether the model reads that language"),
+    sa.Column("score", sa.Float, comment="In [-1, 1]; NULL when not supported"),
+    sa.Column("label", sa.Text, comment="negative | neutral | positive; NULL when not supported"),
+    sa.Column("scored_at", sa.DateTime, nullable=False),
+)
