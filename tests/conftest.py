@@ -9,6 +9,7 @@ they fail, because CI must run them.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +138,9 @@ def bearer(store: Store, email: str, role: Any, *, now: Any) -> dict[str, str]:
     from cxloop.web import accounts
 
     return {"Authorization": f"Bearer {accounts.create_token(store, email, role, now=now).token}"}
+
+
+def until_the_server_checks_the_data(client: Any) -> None:
+    """Wait until a server (its TestClient) asks again whether the data changed: an import made
+    outside it, as by another worker or the CLI, shows within ``data_check_seconds``."""
+    time.sleep(client.app.state.settings.data_check_seconds + 0.05)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -202,6 +203,30 @@ def test_bearer_tokens_are_exempt_from_csrf_and_ignore_cookies(client: TestClien
     viewer = accounts.create_token(store, "ana@example.com", Role.VIEWER, now=T0).token
     refused = client.post("/api/v1/test/echo", headers={"Authorization": f"Bearer {viewer}"})
     assert refused.status_code == 403 and "does not allow data.read" in refused.json()["detail"]
+
+
+def test_a_token_revoked_elsewhere_is_refused_within_the_sign_in_check(
+    client: TestClient, store: Store
+) -> None:
+    made = accounts.create_token(store, "ana@example.com", Role.ANALYST, now=T0)
+    headers = {"Authorization": f"Bearer {made.token}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+
+    accounts.revoke_token(store, made.id, now=T0)  # as the CLI would, from another process
+    time.sleep(client.app.state.settings.sign_in_check_seconds + 0.05)  # type: ignore[attr-defined]
+
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_signing_out_ends_the_session_at_once(client: TestClient) -> None:
+    sign_in(client)
+    assert client.get("/api/v1/me").status_code == 200  # the session is now remembered
+    cookie = client.cookies["cxloop_session"]
+    out = client.post("/logout", data={"csrf_token": page_csrf(client)}, follow_redirects=False)
+    assert out.status_code == 303
+
+    client.cookies.set("cxloop_session", cookie)  # a copy of the cookie kept by someone
+    assert client.get("/api/v1/me").status_code == 401
 
 
 def test_sessions_expire_when_idle(client: TestClient, clock: FakeClock) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import until_the_server_checks_the_data
 from cxloop import ImportOptions, Store, import_file
 from cxloop.config import load_settings
 from cxloop.metrics import summary
@@ -67,6 +68,7 @@ def test_an_import_between_two_calls_changes_the_answer(
         "O99,1,c5,2024-04-28 12:00:00,web,A,books,1,1000,1000\n"
     )
     import_file(store, "order-lines", sale, ImportOptions(rejects_dir=tmp_path / "rejects"))
+    until_the_server_checks_the_data(client)
     after = get(client, url, viewer)
 
     assert after[0]["value"] == first[0]["value"] + 1000

@@ -252,6 +252,7 @@ def test_the_dashboard_is_computed_once_until_the_next_import(
         "late-1,relationship-nps,nps,0,10,10,C000002,2025-12-21 12:00\n"
     )
     import_file(demo, "responses", extra, ImportOptions(rejects_dir=extra.parent / "rejects"))
+    conftest.until_the_server_checks_the_data(client)
     after = tile_values(page(client, "/", viewer))
 
     assert cache.stats.computed > computed

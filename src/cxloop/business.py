@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 import time
 import zoneinfo
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from cxloop.errors import ConfigError
+from cxloop.recent import Recent
 from cxloop.store import schema
 from cxloop.store.store import Store
 
@@ -84,7 +84,7 @@ def save_business_settings(
         )
 
 
-class RecentSettings:
+class RecentSettings(Recent[BusinessSettings]):
     """The settings as read at most ``seconds`` ago: pages read them on every request, and a change
     made in another worker process may take that long to show (this process's own saves show at
     once, through :meth:`forget`)."""
@@ -93,21 +93,4 @@ class RecentSettings:
         self, store: Store, *, seconds: float = 5.0, timer: Callable[[], float] = time.monotonic
     ) -> None:
         self.store = store
-        self.seconds = seconds
-        self._timer = timer
-        self._lock = threading.Lock()
-        self._kept: tuple[float, BusinessSettings] | None = None
-
-    def get(self) -> BusinessSettings:
-        with self._lock:
-            kept = self._kept
-        if kept is not None and self._timer() - kept[0] <= self.seconds:
-            return kept[1]
-        fresh = load_business_settings(self.store)
-        with self._lock:
-            self._kept = (self._timer(), fresh)
-        return fresh
-
-    def forget(self) -> None:
-        with self._lock:
-            self._kept = None
+        super().__init__(lambda: load_business_settings(store), seconds=seconds, timer=timer)

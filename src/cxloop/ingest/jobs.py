@@ -241,9 +241,18 @@ def _set_step(store: Store, job_id: str, step: str) -> None:
             cursor.close()
 
 
-def run_job(store: Store, job_id: str, *, clock: Clock, rejects_kept: int = 100_000) -> dict[str, Any] | None:
+def run_job(
+    store: Store,
+    job_id: str,
+    *,
+    clock: Clock,
+    rejects_kept: int = 100_000,
+    on_imported: Callable[[], None] | None = None,
+) -> dict[str, Any] | None:
     """Run the queued job ``job_id`` here and now; returns the finished job (None if it was not
-    queued: another runner took it, or it is unknown). Never raises for a bad file: the job fails."""
+    queued: another runner took it, or it is unknown). Never raises for a bad file: the job fails.
+    ``on_imported`` is called once the data is in and before the job says so (a server forgets
+    what it knew of the data there: whoever sees "done" then sees the new data)."""
     with store.engine.begin() as conn:
         row = conn.execute(sa.select(J).where(J.c.job_id == job_id, J.c.status == "queued")).first()
         if row is None:
@@ -270,6 +279,8 @@ def run_job(store: Store, job_id: str, *, clock: Clock, rejects_kept: int = 100_
             clock=clock,
             on_step=step,
         )
+        if on_imported is not None and not options.dry_run:
+            on_imported()
         kept = _keep_rejects(store, job_id, result.reject_file, rejects_kept) if result.reject_file else 0
         _update(
             store,
@@ -415,10 +426,18 @@ class ImportRunner:
     job and fails the queued ones.
     """
 
-    def __init__(self, store: Store, *, clock: Clock, rejects_kept: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        rejects_kept: int = 100_000,
+        on_imported: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.rejects_kept = rejects_kept
+        self.on_imported = on_imported
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._queued: set[str] = set()
@@ -464,7 +483,13 @@ class ImportRunner:
 
     def _run(self, job_id: str) -> None:
         try:
-            run_job(self.store, job_id, clock=self.clock, rejects_kept=self.rejects_kept)
+            run_job(
+                self.store,
+                job_id,
+                clock=self.clock,
+                rejects_kept=self.rejects_kept,
+                on_imported=self.on_imported,
+            )
         except Exception:  # the store itself failed: nothing more can be recorded
             log.exception("import job %s could not be run", job_id)
         finally:

@@ -20,7 +20,7 @@ import io
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -564,6 +564,10 @@ def csv_rows(store: StoreDep, job_id: str) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def make_runner(store: Any, settings: WebSettings, clock: Any) -> ImportRunner:
+def make_runner(
+    store: Any, settings: WebSettings, clock: Any, *, on_imported: Callable[[], None] | None = None
+) -> ImportRunner:
     """The app's import runner (:func:`cxloop.web.app.create_app` keeps it on ``app.state``)."""
-    return ImportRunner(store, clock=clock, rejects_kept=settings.import_rejects_kept)
+    return ImportRunner(
+        store, clock=clock, rejects_kept=settings.import_rejects_kept, on_imported=on_imported
+    )

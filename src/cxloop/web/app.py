@@ -19,6 +19,7 @@ from cxloop import __version__
 from cxloop.business import RecentSettings
 from cxloop.config import Settings
 from cxloop.metrics.cache import MetricsCache, store_fingerprint
+from cxloop.recent import Recent, RecentMap
 from cxloop.store.store import Store
 from cxloop.web import (
     api,
@@ -40,6 +41,7 @@ from cxloop.web.auth import declare_public_mount
 from cxloop.web.deps import Clock
 from cxloop.web.roles import Capability
 from cxloop.web.security import SecurityHeadersMiddleware
+from cxloop.web.sessions import Principal
 from cxloop.web.settings import web_settings
 from cxloop.web.templating import add_nav, make_templates
 from cxloop.web.vendor import VendorFiles
@@ -74,12 +76,18 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.state.store = store
     app.state.settings = web
     app.state.clock = clock or utcnow
-    app.state.import_runner = api_imports.make_runner(store, web, app.state.clock)
+    # Read per request: what the data is (so the metrics cache knows when to recompute) and who a
+    # token or session belongs to, each at most a second or two old (src/cxloop/recent.py).
+    fingerprint = Recent(lambda: store_fingerprint(store), seconds=web.data_check_seconds)
+    app.state.principals = RecentMap[tuple[str, str], Principal](seconds=web.sign_in_check_seconds)
+    app.state.import_runner = api_imports.make_runner(
+        store, web, app.state.clock, on_imported=fingerprint.forget
+    )
     app.state.templates = make_templates()
     app.state.business_settings = RecentSettings(store)
     # Metric results until the next import (docs/metrics.md, "Caching"); the API and pages share it.
     app.state.metrics_cache = MetricsCache(
-        lambda: store_fingerprint(store),
+        fingerprint.get,
         max_entries=web.metrics_cache_entries,
         now_seconds=web.metrics_cache_now_seconds,
         stale_seconds=web.metrics_cache_stale_seconds,

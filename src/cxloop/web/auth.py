@@ -29,6 +29,8 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Mount
 
+from cxloop.recent import RecentMap
+from cxloop.web.accounts import sha256
 from cxloop.web.deps import get_clock, get_settings, get_store
 from cxloop.web.roles import Capability
 from cxloop.web.sessions import Principal, session_principal, token_principal
@@ -100,22 +102,35 @@ async def _principal(request: Request, *, optional: bool) -> Principal | None:
             raise NotAuthenticated()
         return cached
     store, clock, settings = get_store(request), get_clock(request), get_settings(request)
+    # Who a token or session is was looked up a moment ago by an earlier request, most likely.
+    known: RecentMap[tuple[str, str], Principal] = request.app.state.principals
     authorization = request.headers.get("authorization")
     cookie = None
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthenticated("the Authorization header must be 'Bearer <api token>'")
-        found = await run_in_threadpool(token_principal, store, token.strip(), now=clock())
+        key = ("token", sha256(token.strip()))
+        found = known.get(key)
         if found is None:
-            raise NotAuthenticated("the API token is unknown, revoked, or its user is disabled")
+            found = await run_in_threadpool(token_principal, store, token.strip(), now=clock())
+            if found is None:
+                raise NotAuthenticated("the API token is unknown, revoked, or its user is disabled")
+            known.put(key, found)
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         found = None
         if cookie:
-            found = await run_in_threadpool(
-                session_principal, store, cookie, now=clock(), policy=settings.session_policy()
-            )
+            key = ("session", sha256(cookie))
+            found = known.get(key)
+            if found is not None and found.valid_until is not None and clock() >= found.valid_until:
+                found = None  # expired meanwhile: the look-up below ends it
+            if found is None:
+                found = await run_in_threadpool(
+                    session_principal, store, cookie, now=clock(), policy=settings.session_policy()
+                )
+                if found is not None:
+                    known.put(key, found)
     request.state.principal = found
     if found is None and not optional:
         raise NotAuthenticated("your session has expired: sign in again" if cookie else "sign in first")

@@ -122,6 +122,7 @@ def login(
     old = request.cookies.get(SESSION_COOKIE)
     if old:  # a new session on every sign-in: no session fixation
         end_session(store, old)
+        request.app.state.principals.forget()
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -146,6 +147,7 @@ def logout(
     token = request.cookies.get(SESSION_COOKIE)
     if token and who.via == "session":
         end_session(store, token)
+        request.app.state.principals.forget()  # signed out here and now, not in two seconds
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=is_https(request, settings)

@@ -84,16 +84,23 @@ def remembered(
     return cache.get(("page", key), compute, max_age=cache.now_seconds)
 
 
-def chart_html(request: Request, key: Hashable, make: Callable[[], Chart]) -> Markup:
-    """A chart rendered (its figure, table and CSV link), kept in the metrics cache like the
-    numbers it shows: a dashboard served from the cache renders only its tiles."""
+def fragment_html(request: Request, key: Hashable, template: str, make: Callable[[], Markup]) -> Markup:
+    """A part of a page rendered from a template's macro (``make`` calls it), kept in the metrics
+    cache like the numbers it shows: a dashboard served from the cache renders none of its parts."""
     cache: MetricsCache = request.app.state.metrics_cache
-    macro = request.app.state.templates.env.get_template("_chart.html").module.chart
+    return cache.get(("page.html", template, key), make, max_age=cache.now_seconds)
 
-    def build() -> Markup:
-        return Markup(macro(make()))
 
-    return cache.get(("page.chart", key), build, max_age=cache.now_seconds)
+def macro(request: Request, template: str, name: str) -> Callable[..., str]:
+    found: Callable[..., str] = getattr(request.app.state.templates.env.get_template(template).module, name)
+    return found
+
+
+def chart_html(request: Request, key: Hashable, make: Callable[[], Chart]) -> Markup:
+    """A chart rendered (its figure, table and CSV link), kept like :func:`fragment_html`."""
+    return fragment_html(
+        request, key, "_chart.html", lambda: Markup(macro(request, "_chart.html", "chart")(make()))
+    )
 
 
 def dimension_choices(kpi: Kpi) -> list[str]:
@@ -149,23 +156,30 @@ def dashboard_page(
         chart = {"trend": trend, "cohorts": cohorts, "rfm": rfm}[download]()
         name = {"trend": f"{trend_kpi.id}-by-{grain.value}", "cohorts": "cohorts", "rfm": "rfm-segments"}
         return csv_download(chart.table, name[download])
+
+    def tiles() -> Markup:
+        headline = cache.summary(
+            store, grain=grain, options=Options(), custom_file=settings.kpis_file, clock=clock
+        )
+        spark = remembered(
+            request,
+            store,
+            clock,
+            ("sparklines", grain, tuple(headline["kpi"]), file_stamp(settings.kpis_file)),
+            lambda source, now: dashboard.sparklines(
+                source, kpis, list(headline["kpi"]), as_of=now, grain=grain
+            ),
+        )
+        made = dashboard.tiles(headline, spark, grain=grain, fmt=fmt)
+        return Markup(macro(request, "_tiles.html", "tiles")(made, grain))
+
     with cache.pinned():  # one fingerprint read for the whole page
         try:
-            headline = cache.summary(
-                store, grain=grain, options=Options(), custom_file=settings.kpis_file, clock=clock
-            )
-            spark = remembered(
-                request,
-                store,
-                clock,
-                ("sparklines", grain, tuple(headline["kpi"]), file_stamp(settings.kpis_file)),
-                lambda source, now: dashboard.sparklines(
-                    source, kpis, list(headline["kpi"]), as_of=now, grain=grain
-                ),
+            tiles_html = fragment_html(
+                request, ("tiles", grain, fmt, file_stamp(settings.kpis_file)), "_tiles.html", tiles
             )
         except ConfigError as exc:
             raise Problem(422, detail=str(exc)) from None
-        tiles = dashboard.tiles(headline, spark, grain=grain, fmt=fmt)
         charts = [
             chart_html(request, ("trend", trend_kpi, grain, by), trend),
             chart_html(request, ("cohorts",), cohorts),
@@ -176,7 +190,7 @@ def dashboard_page(
         "dashboard.html",
         {
             "title": "Dashboard",
-            "tiles": tiles,
+            "tiles": tiles_html,
             "charts": charts,
             "grain": grain,
             "grains": GRAINS,

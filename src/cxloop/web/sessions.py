@@ -79,6 +79,8 @@ class Principal:
     csrf_token: str | None = None
     session_id: str | None = None
     token_id: str | None = None
+    # A session is over at this moment (its lifetime or idle limit), whoever remembers it.
+    valid_until: dt.datetime | None = None
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -122,8 +124,10 @@ def session_principal(
     if user is None or not user.active or row.expires_at <= now or row.last_seen_at + policy.idle <= now:
         end_session(store, token)
         return None
+    seen = row.last_seen_at
     if now - row.last_seen_at >= TOUCH_EVERY:
         _touch(store, s.update().where(s.c.id == session_id).values(last_seen_at=now))
+        seen = now
     return Principal(
         user=user,
         via="session",
@@ -131,6 +135,7 @@ def session_principal(
         role=user.role,
         csrf_token=row.csrf_token,
         session_id=session_id,
+        valid_until=min(row.expires_at, seen + policy.idle),
     )
 
 

@@ -64,6 +64,16 @@ class WebSettings(Settings):
         ge=0,
         description="After that, it still answers for this long while it is recomputed in the background",
     )
+    data_check_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How often a process asks whether another process imported data (its own show at once)",
+    )
+    sign_in_check_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="A token or session found valid is trusted this long before it is looked up again",
+    )
 
     def login_limits(self) -> LoginLimits:
         return LoginLimits(
