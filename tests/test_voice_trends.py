@@ -1,0 +1,329 @@
+"""Theme trends, emerging issues and what changed (cxloop.voice.trends; docs/voice.md, "Trends and
+emerging issues"): counts and shares by hand, the spike test against its formula, and the demo's
+planted delivery spike found in the right week."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cxloop import demo
+from cxloop.demo_store import load_demo
+from cxloop.errors import ConfigError
+from cxloop.metrics.source import store_source, to_pandas
+from cxloop.store.store import Store
+from cxloop.voice.corpus import corpus_frame
+from cxloop.voice.trends import (
+    NotEnoughTexts,
+    SpikeTest,
+    emerging_issues,
+    period_start,
+    theme_trends,
+    trend_report,
+    what_changed,
+)
+
+MONDAY = dt.datetime(2025, 1, 6)  # a Monday
+
+
+def corpus_of(
+    weeks: list[dict[str, int]], *, per_week: int = 20, sentiment: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``per_week`` texts in each week from MONDAY; week i has ``weeks[i][theme]`` texts of each
+    theme (one theme per text, the rest untagged), spread over the week's days."""
+    texts, tags = [], []
+    for w, counts in enumerate(weeks):
+        themes = [theme for theme, k in counts.items() for _ in range(k)]
+        assert len(themes) <= per_week
+        for i in range(per_week):
+            text_id = f"t{w}-{i}"
+            at = MONDAY + dt.timedelta(weeks=w, hours=i * 168 / per_week)
+            texts.append({"text_id": text_id, "at": at, "sentiment_score": -0.5 if i < len(themes) else 0.5})
+            if i < len(themes):
+                tags.append({"text_id": text_id, "theme_id": themes[i], "label": themes[i].title()})
+    frame = pd.DataFrame(texts)
+    if not sentiment:
+        frame = frame.drop(columns="sentiment_score")
+    return frame, pd.DataFrame(tags)
+
+
+def spike_sf(k: int, trials: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(trials, p), summed by hand."""
+    return sum(math.comb(trials, j) * p**j * (1 - p) ** (trials - j) for j in range(k, trials + 1))
+
+
+# ------------------------------------------------------------------ periods
+
+
+def test_weeks_start_on_monday_utc_and_months_on_the_first() -> None:
+    at = pd.Series(pd.to_datetime(["2025-01-05 23:59:59", "2025-01-06 00:00:00", "2025-01-31 12:00:00"]))
+
+    assert list(period_start(at, "week")) == list(pd.to_datetime(["2024-12-30", "2025-01-06", "2025-01-27"]))
+    assert list(period_start(at, "month")) == list(pd.to_datetime(["2025-01-01", "2025-01-01", "2025-01-01"]))
+
+
+def test_an_unknown_grain_is_refused_by_name() -> None:
+    texts, tags = corpus_of([{"a": 1}])
+
+    with pytest.raises(ConfigError, match="grain must be one of week, month, not 'day'"):
+        theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=1), grain="day")
+
+
+# ------------------------------------------------------------------ trends
+
+
+def test_volume_share_and_sentiment_per_week_by_hand() -> None:
+    texts, tags = corpus_of([{"a": 2, "b": 5}, {"a": 4}], sentiment=True)
+
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=2))
+
+    assert trends[["period", "theme_id", "label", "texts", "total"]].to_dict("records") == [
+        {"period": pd.Timestamp(MONDAY), "theme_id": "a", "label": "A", "texts": 2, "total": 20},
+        {"period": pd.Timestamp(MONDAY), "theme_id": "b", "label": "B", "texts": 5, "total": 20},
+        {
+            "period": pd.Timestamp(MONDAY + dt.timedelta(weeks=1)),
+            "theme_id": "a",
+            "label": "A",
+            "texts": 4,
+            "total": 20,
+        },
+        {
+            "period": pd.Timestamp(MONDAY + dt.timedelta(weeks=1)),
+            "theme_id": "b",
+            "label": "B",
+            "texts": 0,
+            "total": 20,
+        },
+    ]
+    assert list(trends["share"]) == [10.0, 25.0, 20.0, 0.0]
+    assert list(trends["sentiment"].fillna(99)) == [-0.5, -0.5, -0.5, 99]  # no text: no mean
+    assert list(trends["sentiment_n"]) == [2, 5, 4, 0]
+    assert list(trends["period_end"]) == list(trends["period"] + pd.Timedelta(weeks=1))
+
+
+def test_a_text_with_two_themes_counts_in_both_and_once_in_the_total() -> None:
+    texts = pd.DataFrame({"text_id": ["x", "y"], "at": [MONDAY, MONDAY]})
+    tags = pd.DataFrame({"text_id": ["x", "x", "x"], "theme_id": ["a", "b", "b"], "label": ["A", "B", "B"]})
+
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=1))
+
+    assert list(trends["texts"]) == [1, 1]
+    assert list(trends["total"]) == [2, 2]
+    assert list(trends["share"]) == [50.0, 50.0]
+
+
+def test_only_complete_periods_unless_asked() -> None:
+    texts, tags = corpus_of([{"a": 2}, {"a": 3}, {"a": 4}])
+    mid_week = MONDAY + dt.timedelta(weeks=2, days=3)  # the third week has begun, not ended
+
+    complete = theme_trends(texts, tags, as_of=mid_week)
+    partial = theme_trends(texts, tags, as_of=mid_week, include_partial=True)
+
+    assert list(complete["texts"]) == [2, 3]
+    assert list(partial["texts"]) == [2, 3, 4]  # the third week's texts are all before mid-week
+    assert partial["total"].iloc[-1] == 9  # texts at or after as_of are left out (11 of 20)
+
+
+def test_texts_after_as_of_are_never_counted() -> None:
+    texts, tags = corpus_of([{"a": 2}, {"a": 3}])
+    as_of = dt.datetime(2025, 1, 13, tzinfo=dt.UTC)  # aware: the same moment as naive UTC
+
+    trends = theme_trends(texts, tags, as_of=as_of)
+
+    assert list(trends["texts"]) == [2]
+
+
+def test_months() -> None:
+    texts = pd.DataFrame(
+        {"text_id": ["x", "y", "z"], "at": pd.to_datetime(["2025-01-31", "2025-02-01", "2025-02-28"])}
+    )
+    tags = pd.DataFrame({"text_id": ["y", "z"], "theme_id": ["a", "a"], "label": ["A", "A"]})
+
+    trends = theme_trends(texts, tags, as_of=dt.date(2025, 3, 1), grain="month")
+
+    assert list(trends["period"]) == list(pd.to_datetime(["2025-01-01", "2025-02-01"]))
+    assert list(trends["texts"]) == [0, 2]
+    assert list(trends["share"]) == [0.0, 100.0]
+
+
+def test_no_texts_or_no_themes_is_said_plainly() -> None:
+    texts, tags = corpus_of([{"a": 2}])
+
+    with pytest.raises(NotEnoughTexts, match="no texts in complete weeks before 2025-01-06"):
+        theme_trends(texts, tags, as_of=MONDAY)
+    with pytest.raises(NotEnoughTexts, match="no texts in complete weeks before 2025-01-10"):
+        theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(days=4))  # only a partial week
+    with pytest.raises(NotEnoughTexts, match="no text is tagged with a theme"):
+        theme_trends(texts, tags.iloc[0:0], as_of=MONDAY + dt.timedelta(weeks=1))
+    with pytest.raises(ConfigError, match="assignments: missing column"):
+        theme_trends(texts, tags.drop(columns="label"), as_of=MONDAY + dt.timedelta(weeks=1))
+
+
+# ------------------------------------------------------------------ emerging issues
+
+QUIET = {"a": 2, "b": 4}
+
+
+def test_a_planted_spike_is_emerging_with_the_documented_p_value() -> None:
+    texts, tags = corpus_of([QUIET] * 8 + [{"a": 12, "b": 4}])
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
+
+    tested = emerging_issues(trends)
+
+    last = tested[tested["period"] == pd.Timestamp(MONDAY + dt.timedelta(weeks=8))].set_index("theme_id")
+    # a: 12 of 20 now, 16 of 160 in the 8 weeks before: X ~ Binomial(12 + 16, 20 / 180), P(X >= 12)
+    p_a, p_b = spike_sf(12, 28, 20 / 180), spike_sf(4, 36, 20 / 180)
+    assert last.loc["a", "p_value"] == pytest.approx(p_a, rel=1e-9)
+    assert last.loc["b", "p_value"] == pytest.approx(p_b, rel=1e-9)
+    # Benjamini-Hochberg over the two themes of the week
+    assert last.loc["a", "q_value"] == pytest.approx(min(2 * p_a, p_b), rel=1e-9)
+    assert last.loc["b", "q_value"] == pytest.approx(p_b, rel=1e-9)
+    assert (last.loc["a", "baseline_texts"], last.loc["a", "baseline_total"]) == (16, 160)
+    assert last.loc["a", "baseline_share"] == 10.0
+    assert last.loc["a", "lift"] == pytest.approx(6.0)
+    assert bool(last.loc["a", "emerging"]) and last.loc["a", "status"] == "spike"
+    assert not bool(last.loc["b", "emerging"]) and pd.isna(last.loc["b", "status"])
+    assert tested["emerging"].sum() == 1  # nothing else, in any week
+
+
+def test_weeks_without_enough_history_are_not_tested() -> None:
+    texts, tags = corpus_of([QUIET] * 3 + [{"a": 12}])
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=4))
+
+    assert emerging_issues(trends).empty  # 3 earlier weeks, 4 needed
+    assert len(emerging_issues(trends, SpikeTest(min_baseline_periods=3))) == 2
+    report = trend_report(texts, tags, as_of=MONDAY + dt.timedelta(weeks=4))
+    assert report.emerging.empty
+    assert report.notes[0] == "emerging issues need 4 earlier weeks with texts; there are 3"
+
+
+def test_a_theme_without_a_past_is_new() -> None:
+    texts, tags = corpus_of([QUIET] * 8 + [{"a": 2, "b": 4, "c": 6}])
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
+
+    flagged = emerging_issues(trends).query("emerging")
+
+    assert flagged[["theme_id", "status"]].to_dict("records") == [{"theme_id": "c", "status": "new"}]
+    row = flagged.iloc[0]
+    assert row["p_value"] == pytest.approx((20 / 180) ** 6)  # all 6 of c's texts fall in the new week
+    assert row["baseline_texts"] == 0 and pd.isna(row["lift"])  # no baseline share: no ratio
+
+
+def test_minimum_count_and_lift() -> None:
+    texts, tags = corpus_of([QUIET] * 8 + [{"a": 2, "b": 4, "c": 3}])
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
+    last = emerging_issues(trends).query("theme_id == 'c'").iloc[-1]
+
+    assert last["q_value"] < 0.05 and not last["emerging"]  # significant, but 3 < 5 texts
+    assert emerging_issues(trends, SpikeTest(min_count=3)).query("theme_id == 'c'")["emerging"].iloc[-1]
+
+    texts, tags = corpus_of([{"a": 8}] * 8 + [{"a": 14}], per_week=100)
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
+    last = emerging_issues(trends).iloc[-1]
+    assert last["lift"] == pytest.approx(14 / 8)
+    assert not last["emerging"]  # below the lift of 2, whatever the test says
+    assert emerging_issues(trends, SpikeTest(min_lift=1.5, alpha=0.5)).iloc[-1]["emerging"]
+
+
+def test_spike_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="min_baseline_periods must be between 1 and baseline_periods"):
+        SpikeTest(baseline_periods=4, min_baseline_periods=6)
+    with pytest.raises(ConfigError, match="alpha must be between 0 and 1"):
+        SpikeTest(alpha=0)
+
+
+# ------------------------------------------------------------------ what changed
+
+
+def test_what_changed_ranks_themes_by_change_with_direction_and_significance() -> None:
+    texts, tags = corpus_of(
+        [{"a": 2, "b": 6, "c": 3}, {"a": 15, "b": 4, "c": 3}], per_week=25, sentiment=True
+    )
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=2))
+
+    changes = what_changed(trends)
+
+    assert list(changes["theme_id"]) == ["a", "b", "c"]
+    assert list(changes["rank"]) == [1, 2, 3]
+    assert list(changes["direction"]) == ["up", "down", "flat"]
+    assert list(changes["change"]) == [52.0, -8.0, 0.0]
+    # a: 15 now, 2 before, equal totals: 15 | 17 ~ Binomial(17, 1/2), two-sided by doubling
+    p_a = min(1.0, 2 * spike_sf(15, 17, 0.5))
+    p_b = min(1.0, 2 * (1 - spike_sf(5, 10, 0.5)))
+    assert changes.loc[0, "p_value"] == pytest.approx(p_a, rel=1e-9)
+    assert changes.loc[1, "p_value"] == pytest.approx(p_b, rel=1e-9)
+    assert changes.loc[2, "p_value"] == 1.0
+    assert list(changes["significant"]) == [True, False, False]
+    assert list(changes["sentiment_change"]) == [0.0, 0.0, 0.0]
+
+
+def test_what_changed_needs_two_periods() -> None:
+    texts, tags = corpus_of([QUIET])
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=1))
+
+    with pytest.raises(
+        NotEnoughTexts, match="what changed needs two complete periods with texts; there is 1"
+    ):
+        what_changed(trends)
+    report = trend_report(texts, tags, as_of=MONDAY + dt.timedelta(weeks=1))
+    assert report.changes.empty
+    assert "what changed needs two complete periods" in report.notes[-1]
+
+
+def test_what_changed_in_an_earlier_period() -> None:
+    texts, tags = corpus_of([{"a": 2}, {"a": 9}, {"a": 2}])
+    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=3))
+
+    changes = what_changed(trends, period=(MONDAY + dt.timedelta(weeks=1)).date())
+
+    assert changes.loc[0, "direction"] == "up"
+    with pytest.raises(ConfigError, match="period 2024-01-01 is not one of the trend's periods"):
+        what_changed(trends, period=dt.date(2024, 1, 1))
+
+
+# ------------------------------------------------------------------ the demo's planted spike
+
+DEMO_AS_OF = dt.datetime(2026, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    path: Path = tmp_path_factory.mktemp("trends") / "demo.duckdb"
+    store = Store.open(str(path))
+    load_demo(store, customers=5_000, seed=7, as_of=DEMO_AS_OF.date())
+    yield store
+    store.close()
+
+
+def test_the_demo_delivery_spike_is_emerging_in_its_first_full_week_by_ticket_category(
+    demo_store: Store,
+) -> None:
+    """The help desk's own categories as themes: the delivery spike, and nothing else, that week."""
+    with store_source(demo_store) as source:
+        texts = corpus_frame(source, kinds=["ticket"], end=DEMO_AS_OF)
+        tickets = to_pandas(source.table("tickets").select("source", "ticket_id", "category"))
+    tags = pd.DataFrame(
+        {
+            "text_id": "ticket:" + tickets["source"] + ":" + tickets["ticket_id"],
+            "theme_id": tickets["category"],
+            "label": tickets["category"],
+        }
+    )
+
+    report = trend_report(texts, tags, as_of=DEMO_AS_OF)
+
+    start, end = (pd.Timestamp(d) for d in demo.spike_window(DEMO_AS_OF.date()))
+    first_full_week = start + pd.Timedelta(days=(7 - start.weekday()) % 7)
+    delivery = report.emerging[report.emerging["theme_id"] == "delivery"]
+    flagged_in_spike = delivery[
+        (delivery["period"] >= start - pd.Timedelta(days=6)) & (delivery["period"] < end)
+    ]
+    assert flagged_in_spike["period"].min() == first_full_week
+    assert set(flagged_in_spike["status"]) == {"spike"}
+    that_week = report.emerging[report.emerging["period"] == first_full_week]
+    assert list(that_week["theme_id"]) == ["delivery"]
