@@ -144,3 +144,39 @@ def until_the_server_checks_the_data(client: Any) -> None:
     """Wait until a server (its TestClient) asks again whether the data changed: an import made
     outside it, as by another worker or the CLI, shows within ``data_check_seconds``."""
     time.sleep(client.app.state.settings.data_check_seconds + 0.05)
+
+
+class SmtpInbox:
+    """What a local SMTP server received: (envelope sender, recipients, raw message) per mail."""
+
+    def __init__(self) -> None:
+        self.mails: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.startswith("refused"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[str, int, SmtpInbox]]:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd); addresses starting ``refused`` are refused."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = SmtpInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield "127.0.0.1", port, inbox
+    finally:
+        controller.stop()
