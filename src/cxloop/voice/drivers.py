@@ -134,6 +134,7 @@ def key_drivers(
         )
     notes: list[str] = []
     scored["segment"] = ALL
+    known: pd.Series | None = None
     if segment is not None or by_segment:
         if customers is None:
             raise ConfigError("segments need the customers frame (customer_id, segment)")
@@ -144,16 +145,21 @@ def key_drivers(
             names = sorted(set(customers["segment"].dropna().astype(str)))
             if segment not in names:
                 raise ConfigError(f"segment {segment!r} is not one of {', '.join(names) or 'none'}")
-            scored = scored[known == segment].assign(segment=segment)
+            scored = scored[(known == segment).to_numpy()].assign(segment=segment)
             if scored.empty:
                 raise NotEnoughTexts(f"no scored text {window} from a customer of segment {segment!r}")
+            known = None
         else:
-            scored = pd.concat([scored, scored.assign(segment=known.to_numpy())], ignore_index=True)
+            scored["known"] = known.to_numpy()
     tags = assignments[["text_id", "theme_id", "label"]].drop_duplicates(["text_id", "theme_id"])
     tagged = scored.merge(tags, on="text_id", how="inner")
     if tagged.empty:
         raise NotEnoughTexts(
             f"none of the {scored['text_id'].nunique()} scored texts {window} is tagged with a theme"
+        )
+    if known is not None:  # every answer twice: in the whole population and in its segment
+        scored, tagged = (
+            pd.concat([f, f.assign(segment=f["known"])], ignore_index=True) for f in (scored, tagged)
         )
     z = float(st.norm.ppf(0.5 + confidence / 2))
     drivers = _compare(scored, tagged, min_n, z, confidence)
