@@ -327,3 +327,17 @@ def test_the_demo_delivery_spike_is_emerging_in_its_first_full_week_by_ticket_ca
     assert set(flagged_in_spike["status"]) == {"spike"}
     that_week = report.emerging[report.emerging["period"] == first_full_week]
     assert list(that_week["theme_id"]) == ["delivery"]
+
+
+def test_a_report_can_show_only_the_last_periods_but_tests_on_the_whole_history() -> None:
+    texts, tags = corpus_of([QUIET] * 8 + [{"a": 12, "b": 4}, QUIET])
+
+    report = trend_report(texts, tags, as_of=MONDAY + dt.timedelta(weeks=10), periods=2)
+
+    assert sorted(report.trends["period"].unique()) == [
+        pd.Timestamp(MONDAY + dt.timedelta(weeks=8)),
+        pd.Timestamp(MONDAY + dt.timedelta(weeks=9)),
+    ]
+    assert list(report.emerging["theme_id"]) == ["a"]
+    with pytest.raises(ConfigError, match="periods must be at least 1, not 0"):
+        trend_report(texts, tags, as_of=MONDAY + dt.timedelta(weeks=10), periods=0)

@@ -337,10 +337,16 @@ def trend_report(
     start: dt.datetime | dt.date | None = None,
     include_partial: bool = False,
     test: SpikeTest | None = None,
+    periods: int | None = None,
 ) -> TrendReport:
     """:func:`theme_trends`, the emerging issues among them (:func:`emerging_issues`, flagged
-    rows only) and :func:`what_changed` in the last period, with notes where history is short."""
+    rows only) and :func:`what_changed` in the last period, with notes where history is short.
+
+    ``periods``: keep the trends and emerging issues of the last ``periods`` periods only (the
+    tests still see the whole history before them)."""
     test = test or SpikeTest()
+    if periods is not None and periods < 1:
+        raise ConfigError(f"periods must be at least 1, not {periods}")
     trends = theme_trends(
         texts, assignments, as_of=as_of, grain=grain, start=start, include_partial=include_partial
     )
@@ -357,4 +363,8 @@ def trend_report(
     except NotEnoughTexts as exc:
         notes.append(str(exc))
         changes = pd.DataFrame()
+    if periods is not None:
+        shown = sorted(trends["period"].unique())[-periods:]
+        trends = trends[trends["period"] >= shown[0]].reset_index(drop=True)
+        emerging = emerging[emerging["period"] >= shown[0]].reset_index(drop=True)
     return TrendReport(grain, naive_utc(as_of), trends, emerging, changes, tuple(notes))
