@@ -80,7 +80,7 @@ def state(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from cxloop.cli import db, demo, export, importing, metrics, presets, serve, status, users, value
+    from cxloop.cli import db, demo, export, importing, metrics, presets, serve, status, users, value, voice
 
     app.add_typer(db.app, name="db")
     app.add_typer(importing.app, name="import")
@@ -97,6 +97,14 @@ def _register() -> None:
     app.add_typer(users.app, name="users")
     app.add_typer(users.tokens_app, name="tokens")
     app.add_typer(value.app, name="value")
+    from cxloop.cli import cases
+
+    app.add_typer(cases.app, name="cases")
+    app.add_typer(voice.app, name="voice")
+    from cxloop.cli import competitors, sales
+
+    app.add_typer(sales.app, name="sales")
+    app.command("competitors")(competitors.competitors)
 
 
 _register()

@@ -355,3 +355,14 @@ text_sentiment = sa.Table(
     sa.Column("label", sa.Text, comment="negative | neutral | positive; NULL when not supported"),
     sa.Column("scored_at", sa.DateTime, nullable=False),
 )
+
+# Sentiment models fitted on the store's own rated reviews (migration 0006): the newest is used.
+sentiment_models = sa.Table(
+    "sentiment_models",
+    metadata,
+    sa.Column("model", sa.Text, primary_key=True, comment="Name and version, as in text_sentiment.model"),
+    sa.Column("fitted_at", sa.DateTime, nullable=False),
+    sa.Column("languages", sa.Text, nullable=False, comment="ISO 639-1 codes it scores, comma-separated"),
+    sa.Column("details", sa.Text, nullable=False, comment="JSON: labelled texts per language, options"),
+    sa.Column("data", sa.LargeBinary, nullable=False, comment="NumPy .npz of plain arrays, no pickles"),
+)

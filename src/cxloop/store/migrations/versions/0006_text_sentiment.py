@@ -1,4 +1,4 @@
-"""text sentiment: scores cached by content hash and model version
+"""text sentiment: scores cached by content hash and model version; fitted sentiment models
 
 Revision ID: 0006
 Revises: 0005
@@ -35,7 +35,23 @@ def upgrade() -> None:
         sa.Column("scored_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("content_hash", "model"),
     )
+    op.create_table(
+        "sentiment_models",
+        sa.Column("model", sa.Text(), nullable=False, comment="Name and version, as in text_sentiment.model"),
+        sa.Column("fitted_at", sa.DateTime(), nullable=False),
+        sa.Column(
+            "languages", sa.Text(), nullable=False, comment="ISO 639-1 codes it scores, comma-separated"
+        ),
+        sa.Column(
+            "details", sa.Text(), nullable=False, comment="JSON: labelled texts per language, options"
+        ),
+        sa.Column(
+            "data", sa.LargeBinary(), nullable=False, comment="NumPy .npz of plain arrays, no pickles"
+        ),
+        sa.PrimaryKeyConstraint("model"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sentiment_models")
     op.drop_table("text_sentiment")
