@@ -70,7 +70,9 @@ def test_empty_and_markup_only_texts_are_undetermined_and_html_is_read_as_its_te
     assert not frame["supported"][[0, 1, 2, 4]].any()
     assert plain("<b>Great</b> product, I &hearts; it!") == "Great product, I ♥ it!"
     same = score_texts(["Great product, I ♥ it!"], workers=1)
-    assert frame.loc[3, "score"] == pytest.approx(same.loc[0, "score"]) and frame.loc[3, "label"] == "positive"
+    assert (
+        frame.loc[3, "score"] == pytest.approx(same.loc[0, "score"]) and frame.loc[3, "label"] == "positive"
+    )
 
 
 def test_a_known_language_wins_over_detection_and_bad_arguments_are_named() -> None:
@@ -187,7 +189,9 @@ def test_a_store_with_few_rated_reviews_uses_vader_and_says_which_texts_it_canno
     assert frame.loc["review:shop:2", "sentiment_label"] == "negative"
     for text_id, language in (("review:shop:3", "pt"), ("review:shop:4", "es")):
         assert frame.loc[text_id, "language"] == language and not frame.loc[text_id, "supported"]
-        assert pd.isna(frame.loc[text_id, "sentiment_score"]) and frame.loc[text_id, "sentiment_label"] is None
+        assert (
+            pd.isna(frame.loc[text_id, "sentiment_score"]) and frame.loc[text_id, "sentiment_label"] is None
+        )
     table = summary(frame.reset_index())
     assert table.to_dict("records")[0] == pytest.approx(
         {"kind": "review", "source": "shop", "n": 4, "unsupported": 2, "positive_share": 0.5,
