@@ -98,6 +98,10 @@ def _register() -> None:
     app.add_typer(users.tokens_app, name="tokens")
     app.add_typer(value.app, name="value")
     app.add_typer(voice.app, name="voice")
+    from cxloop.cli import competitors, sales
+
+    app.add_typer(sales.app, name="sales")
+    app.command("competitors")(competitors.competitors)
 
 
 _register()

@@ -1,0 +1,137 @@
+"""Competitors beside our own brand: share of voice and rating per brand and period.
+
+Every figure comes from the reviews table (reviews and social posts, each about one ``brand``,
+flagged ``is_competitor``) through the review KPIs of the metrics layer (docs/metrics.md), broken
+down by brand, so the numbers are the KPIs' own and run on every engine they run on:
+
+* ``mentions``: reviews and posts about the brand in the period (``review_volume``);
+* ``share``: the brand's percentage of all brands' mentions in the period (``share_of_voice``);
+  ``our_share`` is the share of our own brands together (those not flagged as a competitor);
+* ``rating``: the mean star rating (1-5) of the brand's reviews with a rating, with its Student t
+  interval and a warning under ``min_n`` ratings (``average_rating``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from cxloop.errors import ConfigError
+from cxloop.metrics.compute import compute_queries, make_query
+from cxloop.metrics.grains import Grain
+from cxloop.metrics.query import Options
+from cxloop.metrics.registry import Registry
+from cxloop.metrics.source import Source, to_pandas
+
+REVIEW_KINDS: Final = ("review", "post")
+
+COLUMNS: Final = (
+    "period",
+    "brand",
+    "is_competitor",
+    "mentions",
+    "share",
+    "our_share",
+    "rating",
+    "ratings",
+    "rating_ci_low",
+    "rating_ci_high",
+    "rating_warning",
+)
+
+
+def check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
+    wanted = tuple(dict.fromkeys(kinds))
+    unknown = [k for k in wanted if k not in REVIEW_KINDS]
+    if unknown or not wanted:
+        raise ConfigError(
+            f"unknown kind {(unknown or ['(none)'])[0]!r}; choose from {', '.join(REVIEW_KINDS)}"
+        )
+    return wanted
+
+
+def brands(source: Source) -> pd.DataFrame:
+    """brand, is_competitor: every brand in the reviews table (a brand flagged both ways in
+    different rows counts as a competitor)."""
+    reviews = source.table("reviews")
+    frame = to_pandas(reviews.group_by("brand").aggregate(is_competitor=reviews.is_competitor.max()))
+    frame["is_competitor"] = frame["is_competitor"].astype(bool)
+    return frame.sort_values(["is_competitor", "brand"], kind="stable").reset_index(drop=True)
+
+
+def share_of_voice(
+    source: Source,
+    *,
+    grain: str | Grain = Grain.MONTH,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    as_of: datetime | None = None,
+    kinds: Iterable[str] = REVIEW_KINDS,
+    min_n: int = 30,
+) -> pd.DataFrame:
+    """One row per period and brand: mentions, share, our_share, rating (see the module), in
+    [start, end) (default: everything before ``as_of``); ``kinds`` keeps reviews, posts or both.
+    Our brands come first in each period, then the competitors, each by name; a brand mentioned
+    in the range has a row in each of its periods (0 mentions where it had none)."""
+    wanted = check_kinds(kinds)
+    registry = Registry.load()
+    kpis = [registry.get(k) for k in ("review_volume", "share_of_voice", "average_rating")]
+    where = {"review_kind": wanted} if len(wanted) < len(REVIEW_KINDS) else {}
+    query = make_query(
+        grain=grain,
+        by=("brand",),
+        where=where,
+        start=start,
+        end=end,
+        as_of=as_of,
+        options=Options(min_n=min_n),
+    )
+    results = compute_queries(source, kpis, query)
+    keys = ["period", "brand"]
+    volume = results["review_volume"][[*keys, "value"]].rename(columns={"value": "mentions"})
+    share = results["share_of_voice"][[*keys, "value"]].rename(columns={"value": "share"})
+    rating = results["average_rating"][[*keys, "value", "n", "ci_low", "ci_high", "warning"]].rename(
+        columns={
+            "value": "rating",
+            "n": "ratings",
+            "ci_low": "rating_ci_low",
+            "ci_high": "rating_ci_high",
+            "warning": "rating_warning",
+        }
+    )
+    frame = volume.merge(share, on=keys, how="outer").merge(rating, on=keys, how="left")
+    # Every brand in every period of the range it was mentioned in: a period without a mention
+    # of a brand is a 0 share, not a missing row.
+    grid = pd.MultiIndex.from_product([sorted(frame["period"].unique()), frame["brand"].unique()], names=keys)
+    frame = frame.set_index(keys).reindex(grid).reset_index()
+    frame["share"] = frame["share"].fillna(0.0)
+    frame = frame.merge(brands(source), on="brand", how="left")
+    frame["is_competitor"] = frame["is_competitor"].fillna(False).astype(bool)
+    frame["mentions"] = frame["mentions"].fillna(0).astype(int)
+    frame["ratings"] = frame["ratings"].fillna(0).astype(int)
+    ours = frame[~frame["is_competitor"]].groupby("period")["share"].sum()
+    frame["our_share"] = frame["period"].map(ours).fillna(0.0).astype(float)
+    frame["rating_warning"] = (
+        frame["rating_warning"].astype(object).where(frame["rating_warning"].notna(), None)
+    )
+    frame = frame.sort_values(["period", "is_competitor", "brand"], kind="stable").reset_index(drop=True)
+    return frame[list(COLUMNS)]
+
+
+def overview(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last period of a :func:`share_of_voice` frame, one row per brand, with each figure's
+    change since the period before (``share_change`` in points, ``rating_change`` in stars)."""
+    if frame.empty:
+        return frame.assign(share_change=pd.Series(dtype=float), rating_change=pd.Series(dtype=float))
+    periods = sorted(frame["period"].unique())
+    last = frame[frame["period"] == periods[-1]].reset_index(drop=True)
+    if len(periods) < 2:
+        return last.assign(share_change=np.nan, rating_change=np.nan)
+    before = frame[frame["period"] == periods[-2]].set_index("brand")
+    last["share_change"] = last["share"] - last["brand"].map(before["share"]).fillna(0.0)
+    last["rating_change"] = last["rating"] - last["brand"].map(before["rating"])
+    return last
