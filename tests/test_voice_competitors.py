@@ -24,7 +24,8 @@ from cxloop.demo_store import load_demo
 from cxloop.errors import ConfigError
 from cxloop.metrics import compute, store_source
 from cxloop.metrics.source import Source
-from cxloop.voice.competitors import overview, share_of_voice
+from cxloop.voice.competitors import compare_brands, overview, share_of_voice
+from cxloop.voice.sentiment import SentimentModel, score_texts
 from test_voice_sales import AS_OF, in_process, open_fixture_store
 from test_voice_sales import shop_store as shop_store  # the shop on each engine, once per module
 
@@ -85,6 +86,24 @@ def test_overview_is_the_last_period_with_its_changes(shop: Source) -> None:
     assert latest["brand"].tolist() == ["acme", "rival"]
     assert latest["share_change"].tolist() == pytest.approx([-35.0, 35.0])
     assert latest["rating_change"].tolist() == pytest.approx([-1.5, 1.0])
+
+
+def test_sentiment_per_brand_beside_share_and_rating(shop_store: Store, shop: Source) -> None:
+    frame = compare_brands(shop_store, shop, as_of=AS_OF)
+
+    texts = pd.read_csv(Path(__file__).parent / "fixtures" / "sales" / "reviews.csv")
+    texts = texts[pd.to_datetime(texts.posted_at) < AS_OF].reset_index(drop=True)
+    # A handful of English texts: the store has no classifier of its own, so VADER reads them.
+    scored = score_texts(texts.text.tolist(), SentimentModel())
+    texts["period"] = pd.to_datetime(texts.posted_at).dt.to_period("M").dt.start_time.dt.date
+    texts[["score", "label"]] = scored[["score", "label"]]
+    for row in frame.itertuples():
+        mine = texts[(texts.period == row.period) & (texts.brand == row.brand)]
+        assert row.texts == row.sentiment_n == len(mine) == row.mentions
+        assert row.sentiment == pytest.approx(mine.score.mean())
+        assert row.negative_share == pytest.approx(100 * (mine.label == "negative").mean())
+        assert row.positive_share == pytest.approx(100 * (mine.label == "positive").mean())
+    assert frame["share"].tolist() == pytest.approx([60.0, 40.0, 25.0, 75.0])  # share_of_voice's own
 
 
 def test_bad_options(shop: Source) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from cxloop.cli.app import reporting_errors
-from cxloop.cli.metrics import DATE_FORMATS, as_of_option, grain_option, opened, records
+from cxloop.cli.app import reporting_errors, state
+from cxloop.cli.metrics import DATE_FORMATS, as_of_option, grain_option, records
 from cxloop.cli.output import csv_option, json_option, print_rows, stdout
 
 SHOWN_PERIODS = 12
@@ -23,16 +23,27 @@ def competitors(
     end: dt.datetime | None = typer.Option(None, "--to", formats=DATE_FORMATS, help="End (exclusive)."),
     as_of: dt.datetime | None = as_of_option(),
     kind: list[str] = typer.Option([], "--kind", help="Only reviews or only posts (default: both)."),
+    sentiment: bool = typer.Option(
+        True,
+        "--sentiment/--no-sentiment",
+        help="Add each brand's sentiment (texts scored once, then cached).",
+    ),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes scoring new texts."),
     as_json: bool = json_option(),
     as_csv: bool = csv_option(),
 ) -> None:
-    """Share of voice and average rating per brand and period, our brand beside its competitors."""
-    from cxloop.voice.competitors import REVIEW_KINDS, overview, share_of_voice
+    """Share of voice, rating and sentiment per brand and period, our brand beside its competitors."""
+    from cxloop.metrics.source import store_source
+    from cxloop.voice.competitors import REVIEW_KINDS, compare_brands, overview, share_of_voice
 
-    with reporting_errors(), opened(ctx) as source:
-        frame = share_of_voice(
-            source, grain=grain, start=start, end=end, as_of=as_of, kinds=kind or REVIEW_KINDS
-        )
+    kinds = kind or REVIEW_KINDS
+    with reporting_errors(), state(ctx).open_store() as store, store_source(store) as source:
+        if sentiment:
+            frame = compare_brands(
+                store, source, grain=grain, start=start, end=end, as_of=as_of, kinds=kinds, workers=workers
+            )
+        else:
+            frame = share_of_voice(source, grain=grain, start=start, end=end, as_of=as_of, kinds=kinds)
     rows = records(frame)
     if as_json or as_csv:
         print_rows(rows, title="Competitors", as_json=as_json, as_csv=as_csv)
@@ -43,6 +54,7 @@ def competitors(
     print_rows(_share_table(rows), title=f"Share of voice (%) by {grain}, the last {SHOWN_PERIODS} at most")
     latest = records(overview(frame))
     print_rows(_latest_rows(latest), title=f"Latest {grain}: {latest[0]['period']}")
+    stdout().print("change: in share points since the period before; *: fewer than 30 ratings.")
 
 
 def _share_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,19 +69,20 @@ def _share_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per brand, compact (JSON and CSV keep the intervals and warnings)."""
     return [
         {
             "brand": r["brand"],
-            "competitor": "yes" if r["is_competitor"] else "no",
+            "ours": "" if r["is_competitor"] else "yes",
             "mentions": r["mentions"],
             "share %": _fixed(r["share"], 1),
-            "change (points)": _fixed(r["share_change"], 1, signed=True),
-            "rating": _fixed(r["rating"], 2),
-            "95% CI": ""
-            if r["rating_ci_low"] is None
-            else f"{r['rating_ci_low']:.2f} to {r['rating_ci_high']:.2f}",
-            "ratings": r["ratings"],
-            "note": "few ratings" if r["rating_warning"] else "",
+            "change": _fixed(r["share_change"], 1, signed=True),
+            "rating": _fixed(r["rating"], 2) + (" *" if r["rating_warning"] else ""),
+            **(
+                {"sentiment": _fixed(r["sentiment"], 2), "negative %": _fixed(r["negative_share"], 1)}
+                if "sentiment" in r
+                else {}
+            ),
         }
         for r in rows
     ]

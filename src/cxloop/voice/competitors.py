@@ -9,6 +9,11 @@ down by brand, so the numbers are the KPIs' own and run on every engine they run
   ``our_share`` is the share of our own brands together (those not flagged as a competitor);
 * ``rating``: the mean star rating (1-5) of the brand's reviews with a rating, with its Student t
   interval and a warning under ``min_n`` ratings (``average_rating``).
+
+:func:`compare_brands` adds what the texts say, from :mod:`cxloop.voice.sentiment` (scored once
+and cached in the store): ``texts`` (mentions with words), ``sentiment_n`` (texts in a language
+the model reads), ``sentiment`` (their mean score in [-1, 1]) and ``negative_share`` /
+``positive_share`` (percent of them labelled negative / positive).
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from cxloop.errors import ConfigError
-from cxloop.metrics.compute import compute_queries, make_query
-from cxloop.metrics.grains import Grain
+from cxloop.metrics.compute import compute_queries, make_query, now_utc
+from cxloop.metrics.grains import Grain, parse_grain, period_start
 from cxloop.metrics.query import Options
 from cxloop.metrics.registry import Registry
 from cxloop.metrics.source import Source, to_pandas
+from cxloop.store.store import Store
 
 REVIEW_KINDS: Final = ("review", "post")
 
@@ -135,3 +141,75 @@ def overview(frame: pd.DataFrame) -> pd.DataFrame:
     last["share_change"] = last["share"] - last["brand"].map(before["share"]).fillna(0.0)
     last["rating_change"] = last["rating"] - last["brand"].map(before["rating"])
     return last
+
+
+SENTIMENT_COLUMNS: Final = ("texts", "sentiment_n", "sentiment", "negative_share", "positive_share")
+
+
+def brand_sentiment(
+    store: Store,
+    source: Source,
+    *,
+    grain: str | Grain = Grain.MONTH,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    as_of: datetime | None = None,
+    kinds: Iterable[str] = REVIEW_KINDS,
+    range_start: datetime | None = None,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """period, brand and the sentiment columns (see the module) of the texts about each brand in
+    [start, end), end at most ``as_of``. Texts not yet scored by the store's sentiment model are
+    scored and cached. With the ``all`` grain the one period is labelled ``range_start``."""
+    from cxloop.voice.sentiment import corpus_sentiment, summary
+
+    parsed = parse_grain(grain)
+    moment = as_of or now_utc()
+    until = min(end, moment) if end is not None else moment
+    frame = corpus_sentiment(store, source, kinds=check_kinds(kinds), start=start, end=until, workers=workers)
+    keys = ["period", "brand"]
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, *SENTIMENT_COLUMNS])
+    if parsed is Grain.ALL:
+        frame["period"] = (range_start or start or frame["at"].min()).date()
+    else:
+        days = pd.to_datetime(frame["at"]).dt.floor("D")
+        starts = {d: period_start(d.to_pydatetime(), parsed).date() for d in days.unique()}
+        frame["period"] = days.map(starts)
+    stats = summary(frame, by=keys)
+    return pd.DataFrame(
+        {
+            "period": stats["period"],
+            "brand": stats["brand"],
+            "texts": stats["n"].astype(int),
+            "sentiment_n": (stats["n"] - stats["unsupported"]).astype(int),
+            "sentiment": stats["mean_score"],
+            "negative_share": 100 * stats["negative_share"],
+            "positive_share": 100 * stats["positive_share"],
+        }
+    )
+
+
+def compare_brands(
+    store: Store,
+    source: Source,
+    *,
+    grain: str | Grain = Grain.MONTH,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    as_of: datetime | None = None,
+    kinds: Iterable[str] = REVIEW_KINDS,
+    min_n: int = 30,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """:func:`share_of_voice` with each brand's sentiment beside it (see the module)."""
+    moment = as_of or now_utc()
+    voice = share_of_voice(source, grain=grain, start=start, end=end, as_of=moment, kinds=kinds, min_n=min_n)
+    first = voice["period"].min() if len(voice) else None
+    feeling = brand_sentiment(
+        store, source, grain=grain, start=start, end=end, as_of=moment, kinds=kinds, workers=workers,
+        range_start=datetime(first.year, first.month, first.day) if first is not None else None,
+    )  # fmt: skip
+    out = voice.merge(feeling, on=["period", "brand"], how="left")
+    out[["texts", "sentiment_n"]] = out[["texts", "sentiment_n"]].fillna(0).astype(int)
+    return out
