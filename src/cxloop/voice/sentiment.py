@@ -288,14 +288,14 @@ def fit_model(
     options = options or TrainingOptions()
     rated = training_texts(source)
     plains = [plain(t) for t in rated["text"]]
-    detected = _training_languages(plains, rated["language"].tolist(), options)
+    detected = training_languages(plains, rated["language"].tolist(), options)
     model = train(plains, rated["label"].tolist(), detected, options)
     if model.classifiers or keep_empty:
         sentiment_cache.save_model(store, model, clock())
     return model
 
 
-def _training_languages(
+def training_languages(
     plains: Sequence[str], hints: Sequence[str | None], options: TrainingOptions
 ) -> list[str | None]:
     """Each training text's language: as exported, else detected, preferring the languages that

@@ -6,9 +6,10 @@ model for sentiment analysis of social media text", ICWSM; the compound score is
 ±0.05 the published neutral band). Any other language is *unsupported*: no score rather than a
 wrong one.
 
-A :class:`Classifier` is logistic regression over TF-IDF word 1-2-grams and character 2-5-grams
-(within words), trained on texts whose author rated them: 1-2 stars negative, 3 neutral, 4-5
-positive (:func:`label_of_rating`). Classes are weighted by the square root of their inverse
+A :class:`Classifier` is logistic regression over TF-IDF word 1-2-grams (optionally character
+2-5-grams within words too, see :class:`TrainingOptions`), trained on texts whose author rated
+them: 1-2 stars negative, 3 neutral, 4-5 positive (:func:`label_of_rating`). For English, VADER's
+scores are three more features. Classes are weighted by the square root of their inverse
 frequency (rare complaints count more, without flattening the majority). The score is
 P(positive) - P(negative), in [-1, 1]; the label is the most probable class. Settings were
 chosen by 5-fold cross-validation on the Amazon Alexa and Olist reviews (docs/voice.md).
@@ -83,6 +84,9 @@ class TrainingOptions:
     min_per_class: int = 10  # and at least two labels with this many texts each
     max_texts: int = 30_000  # per language; a seeded sample beyond that
     max_features: int = 100_000  # per kind of n-gram
+    # Character 2-5-grams as well as words: +0.02-0.03 macro-F1 on Alexa and Olist, but scoring
+    # 5-9x slower (scikit-learn builds them in Python); off by default (docs/voice.md).
+    char_ngrams: bool = False
     seed: int = 0
 
 
@@ -129,8 +133,9 @@ class Classifier:
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(labels)
-        word, char = _vectorizer("word", options), _vectorizer("char", options)
-        parts = [word.fit_transform(texts), char.fit_transform(texts)]
+        word = _vectorizer("word", options)
+        char = _vectorizer("char", options) if options.char_ngrams else None
+        parts = [word.fit_transform(texts)] + ([] if char is None else [char.fit_transform(texts)])
         if vader is not None:
             parts.append(sp.csr_matrix(vader * VADER_WEIGHT))
         features = sp.hstack(parts).tocsr()
@@ -145,27 +150,27 @@ class Classifier:
         arrays = {
             "word_terms": np.asarray(word.get_feature_names_out(), dtype=str),
             "word_idf": np.asarray(word.idf_, dtype=np.float32),
-            "char_terms": np.asarray(char.get_feature_names_out(), dtype=str),
-            "char_idf": np.asarray(char.idf_, dtype=np.float32),
+            "char_terms": np.asarray([] if char is None else char.get_feature_names_out(), dtype=str),
+            "char_idf": np.asarray([] if char is None else char.idf_, dtype=np.float32),
             "coef": np.asarray(model.coef_, dtype=np.float32),
             "intercept": np.asarray(model.intercept_, dtype=np.float32),
         }
         return cls(arrays, tuple(str(c) for c in model.classes_), len(texts), vader is not None)
 
     @cached_property
-    def _vectorizers(self) -> tuple[Any, Any]:
+    def _vectorizers(self) -> list[Any]:
         out = []
         for kind in ("word", "char"):
-            vectorizer = _vectorizer(kind, TrainingOptions(), list(self.arrays[f"{kind}_terms"]))
-            vectorizer.idf_ = self.arrays[f"{kind}_idf"]
-            out.append(vectorizer)
-        return out[0], out[1]
+            if self.arrays[f"{kind}_terms"].size:
+                vectorizer = _vectorizer(kind, TrainingOptions(), list(self.arrays[f"{kind}_terms"]))
+                vectorizer.idf_ = self.arrays[f"{kind}_idf"]
+                out.append(vectorizer)
+        return out
 
     def probabilities(self, texts: Sequence[str], vader: FloatArray | None = None) -> FloatArray:
         """P(class) per text, one column per :attr:`classes` (as scikit-learn's predict_proba).
         ``vader``: the texts' :func:`vader_features` when :attr:`uses_vader`."""
-        word, char = self._vectorizers
-        parts = [word.transform(texts), char.transform(texts)]
+        parts = [vectorizer.transform(texts) for vectorizer in self._vectorizers]
         if self.uses_vader:
             if vader is None:
                 raise ValueError("this classifier needs the texts' VADER features")
