@@ -182,6 +182,8 @@ def _finish(frame: pd.DataFrame, source: Source, level: str, baskets: int) -> pd
         out["confidence_a_b"] = ab / a
         out["confidence_b_a"] = ab / b
         out["lift"] = ab * baskets / (a * b)
+    # SciPy's (Boost's) exact tail: milliseconds for thousands of pairs at 1M customers, about a
+    # second for 3,000 pairs with counts in the thousands (20,000 customers).
     out["p_value"] = st.hypergeom.sf(ab - 1, baskets, a, b) if len(out) else np.array([], dtype=float)
     out = out[list(COLUMNS)]
     out.attrs["baskets"] = baskets
