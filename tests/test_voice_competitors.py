@@ -24,7 +24,7 @@ from cxloop.demo_store import load_demo
 from cxloop.errors import ConfigError
 from cxloop.metrics import compute, store_source
 from cxloop.metrics.source import Source
-from cxloop.voice.competitors import compare_brands, overview, share_of_voice
+from cxloop.voice.competitors import compare_brands, overview, share_of_voice, themes_by_brand
 from cxloop.voice.sentiment import SentimentModel, score_texts
 from test_voice_sales import AS_OF, in_process, open_fixture_store
 from test_voice_sales import shop_store as shop_store  # the shop on each engine, once per module
@@ -104,6 +104,36 @@ def test_sentiment_per_brand_beside_share_and_rating(shop_store: Store, shop: So
         assert row.negative_share == pytest.approx(100 * (mine.label == "negative").mean())
         assert row.positive_share == pytest.approx(100 * (mine.label == "positive").mean())
     assert frame["share"].tolist() == pytest.approx([60.0, 40.0, 25.0, 75.0])  # share_of_voice's own
+
+
+def test_themes_side_by_side_per_brand_by_hand() -> None:
+    texts = pd.DataFrame({
+        "text_id": ["t1", "t2", "t3", "t4", "t5"],
+        "brand": ["acme", "acme", "acme", "rival", "rival"],
+        "is_competitor": [False, False, False, True, True],
+        "sentiment_score": [0.5, -0.5, None, -0.8, 0.2],
+    })  # fmt: skip
+    assignments = pd.DataFrame({
+        "text_id": ["t1", "t2", "t2", "t4", "t5", "t3"],
+        "theme_id": [1, 1, 2, 1, 2, 3],
+        "label": ["delivery", "delivery", "price", "delivery", "price", "billing"],
+    })  # fmt: skip
+
+    frame = themes_by_brand(texts, assignments)
+
+    # Delivery: 3 of 5 texts, then price 2, billing 1; ours first within each theme.
+    assert list(zip(frame["label"], frame["brand"], strict=True)) == [
+        ("delivery", "acme"), ("delivery", "rival"), ("price", "acme"), ("price", "rival"),
+        ("billing", "acme"), ("billing", "rival"),
+    ]  # fmt: skip
+    assert frame["texts"].tolist() == [2, 1, 1, 1, 1, 0]
+    assert frame["brand_texts"].tolist() == [3, 2, 3, 2, 3, 2]
+    assert frame["share"].tolist() == pytest.approx([200 / 3, 50, 100 / 3, 50, 100 / 3, 0])
+    assert frame["share_vs_ours"].tolist() == pytest.approx([0, 50 - 200 / 3, 0, 50 - 100 / 3, 0, -100 / 3])
+    assert frame["sentiment"].tolist()[:4] == pytest.approx([0.0, -0.8, -0.5, 0.2])
+    assert frame["sentiment_n"].tolist() == [2, 1, 1, 1, 0, 0]  # t3 has no score
+    with pytest.raises(ConfigError, match="assignments needs the column"):
+        themes_by_brand(texts, assignments.drop(columns="label"))
 
 
 def test_bad_options(shop: Source) -> None:

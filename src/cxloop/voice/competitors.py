@@ -213,3 +213,78 @@ def compare_brands(
     out = voice.merge(feeling, on=["period", "brand"], how="left")
     out[["texts", "sentiment_n"]] = out[["texts", "sentiment_n"]].fillna(0).astype(int)
     return out
+
+
+THEME_COLUMNS: Final = (
+    "theme_id",
+    "label",
+    "brand",
+    "is_competitor",
+    "texts",
+    "brand_texts",
+    "share",
+    "sentiment",
+    "sentiment_n",
+    "share_vs_ours",
+)
+
+
+def themes_by_brand(texts: pd.DataFrame, assignments: pd.DataFrame) -> pd.DataFrame:
+    """What each brand's customers talk about, side by side: for every theme and brand, the
+    brand's texts tagged with it (``texts``), all the brand's texts (``brand_texts``, tagged or
+    not), ``share`` = 100 · texts / brand_texts, their mean ``sentiment`` where ``texts`` has a
+    ``sentiment_score``, and ``share_vs_ours``: the share minus our brands' share of the theme
+    (in points; our own texts together), so a competitor's weak spot shows as a positive gap.
+
+    ``texts``: one row per text with ``text_id``, ``brand``, ``is_competitor`` (as
+    :func:`cxloop.voice.corpus.corpus_frame` or :func:`cxloop.voice.sentiment.corpus_sentiment`
+    return them); ``assignments``: ``text_id``, ``theme_id``, ``label`` (a text may have several
+    themes, or none). Every (theme, brand) pair is a row, 0 where the brand's texts never raise
+    the theme. Rows: themes by their share among all texts, then ours first, then by brand.
+    """
+    for name, frame, columns in (
+        ("texts", texts, ("text_id", "brand", "is_competitor")),
+        ("assignments", assignments, ("text_id", "theme_id", "label")),
+    ):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ConfigError(f"{name} needs the column(s) {', '.join(missing)}")
+    wanted = [
+        "text_id",
+        "brand",
+        "is_competitor",
+        *(["sentiment_score"] if "sentiment_score" in texts else []),
+    ]
+    own = texts[wanted].drop_duplicates("text_id").copy()
+    own["is_competitor"] = own["is_competitor"].fillna(False).astype(bool)
+    own["brand"] = own["brand"].fillna("").astype(str)
+    brand_totals = own.groupby(["brand", "is_competitor"]).size().rename("brand_texts").reset_index()
+    themes = assignments[["theme_id", "label"]].drop_duplicates("theme_id")
+    tagged = assignments[["text_id", "theme_id"]].drop_duplicates().merge(own, on="text_id")
+    sentiment = "sentiment_score" in tagged
+    counts = tagged.groupby(["theme_id", "brand"]).agg(
+        texts=("text_id", "size"),
+        **(
+            {"sentiment": ("sentiment_score", "mean"), "sentiment_n": ("sentiment_score", "count")}
+            if sentiment
+            else {}
+        ),
+    )
+    grid = themes.merge(brand_totals, how="cross")
+    out = grid.merge(counts.reset_index(), on=["theme_id", "brand"], how="left")
+    out["texts"] = out["texts"].fillna(0).astype(int)
+    if not sentiment:
+        out["sentiment"] = np.nan
+        out["sentiment_n"] = 0
+    out["sentiment_n"] = out["sentiment_n"].fillna(0).astype(int)
+    out["share"] = 100 * out["texts"] / out["brand_texts"]
+    ours = out[~out["is_competitor"]].groupby("theme_id")[["texts", "brand_texts"]].sum()
+    ours_share = (100 * ours["texts"] / ours["brand_texts"]).rename("ours")
+    out = out.merge(ours_share, left_on="theme_id", right_index=True, how="left")
+    out["share_vs_ours"] = out["share"] - out["ours"]
+    overall = out.groupby("theme_id")["texts"].sum() / max(len(own), 1)
+    out["_overall"] = out["theme_id"].map(overall)
+    out = out.sort_values(
+        ["_overall", "theme_id", "is_competitor", "brand"], ascending=[False, True, True, True], kind="stable"
+    )
+    return out[list(THEME_COLUMNS)].reset_index(drop=True)
