@@ -28,6 +28,7 @@ from cxloop.web import (
     api_imports,
     api_metrics,
     api_value,
+    api_voice,
     errors,
     pages,
     pages_customers,
@@ -35,6 +36,7 @@ from cxloop.web import (
     pages_imports,
     pages_settings,
     pages_value,
+    pages_voice,
 )
 from cxloop.web.accounts import utcnow
 from cxloop.web.auth import declare_public_mount
@@ -96,6 +98,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     add_nav(app, "KPIs", "/kpis", Capability.DASHBOARDS_READ)
     add_nav(app, "Customers", "/customers", Capability.DATA_READ)
     add_nav(app, "Value", "/value", Capability.DASHBOARDS_READ)
+    add_nav(app, "Voice", "/voice", Capability.DASHBOARDS_READ)
     add_nav(app, "Imports", "/imports", Capability.IMPORTS_RUN)
     add_nav(app, "Settings", "/settings", Capability.SETTINGS_MANAGE)
     add_nav(app, "Users", "/admin/users", Capability.USERS_MANAGE)
@@ -107,12 +110,14 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(pages_imports.router)
     app.include_router(pages_settings.router)
     app.include_router(pages_value.router)
+    app.include_router(pages_voice.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
     app.include_router(api_customers.router)
     app.include_router(api_exports.router)
     app.include_router(api_imports.router)
     app.include_router(api_value.router)
+    app.include_router(api_voice.router)
     app.include_router(api.system)
     declare_public_mount(app, "/static", StaticFiles(directory=STATIC), name="static")
     declare_public_mount(app, "/vendor", VendorFiles(), name="vendor")

@@ -1,0 +1,417 @@
+"""The voice-of-the-customer API: sentiment (``/api/v1/voice/sentiment``), sales preferences
+(``/api/v1/sales/...``) and competitors (``/api/v1/competitors``) — the rows of ``cxloop voice
+sentiment``, ``cxloop sales top|trends|baskets`` and ``cxloop competitors`` with ``--json``.
+
+A thin shell over :mod:`cxloop.voice`: each route takes the CLI's options as query parameters
+(``--from``/``--to`` are ``from``/``to``; repeatable options are repeated parameters), calls the
+same library function and answers its rows. Results live in the app's metrics cache
+(:mod:`cxloop.metrics.cache`) until the next import; sentiment scores are also kept in the store
+(``text_sentiment``), so a text is scored once. Aggregates need ``dashboards.read``; the texts
+themselves, with their customer ids, need ``data.read``. Unknown parameters and bad values are
+422 problems naming the parameter; so are the library's refusals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal, TypeVar
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from cxloop.errors import CxloopError
+from cxloop.metrics.cache import MetricsCache
+from cxloop.metrics.frames import records
+from cxloop.metrics.source import store_source
+from cxloop.store.store import Store
+from cxloop.web.api_metrics import as_of_or_now
+from cxloop.web.auth import require
+from cxloop.web.deps import ClockDep, StoreDep
+from cxloop.web.errors import Problem, problem_responses
+from cxloop.web.roles import Capability
+from cxloop.web.strict import no_unknown_query
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(no_unknown_query)])
+
+AGGREGATES = [Depends(require(Capability.DASHBOARDS_READ))]
+ROWS = [Depends(require(Capability.DATA_READ))]
+T = TypeVar("T")
+
+Kind = Literal["ticket", "review", "post", "survey"]
+BRANDS: dict[str, bool | None] = {"all": None, "own": False, "competitors": True}
+TEXT_COLUMNS = ["text_id", "kind", "at", "customer_id", "brand", "language", "supported", "sentiment_score",
+                "sentiment_label", "text"]  # fmt: skip
+
+
+def voice_cache(request: Request) -> MetricsCache:
+    cache: MetricsCache = request.app.state.metrics_cache
+    return cache
+
+
+CacheDep = Annotated[MetricsCache, Depends(voice_cache)]
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """The voice layer's refusals (bad options, too few texts) as 422 problems with the reason."""
+    try:
+        yield
+    except CxloopError as exc:
+        raise Problem(422, detail=str(exc)) from None
+
+
+def kept(cache: MetricsCache, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()`` once per import and key (the metrics cache), refusals as 422 problems."""
+    with refusals():
+        result: T = cache.get(key, compute)
+    return result
+
+
+# -- computations shared with the pages (cxloop.web.pages_voice) ----------------------------------
+
+
+def sentiment_frame(
+    store: Store,
+    cache: MetricsCache,
+    clock: Callable[[], dt.datetime],
+    *,
+    kinds: tuple[str, ...] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    brands: str = "all",
+    model: str = "store",
+) -> pd.DataFrame:
+    """:func:`cxloop.voice.sentiment.corpus_sentiment` as ``cxloop voice sentiment`` calls it."""
+    from cxloop.voice.corpus import KINDS
+    from cxloop.voice.sentiment import SentimentModel, corpus_sentiment
+
+    def compute() -> pd.DataFrame:
+        chosen = SentimentModel() if model == "vader" else None
+        return corpus_sentiment(
+            store, kinds=kinds or KINDS, start=start, end=end, competitors=BRANDS[brands], model=chosen,
+            clock=clock,
+        )  # fmt: skip
+
+    return kept(cache, ("voice.sentiment", kinds, start, end, brands, model), compute)
+
+
+def sentiment_summary(frame: pd.DataFrame, by: tuple[str, ...] = ("kind", "source")) -> pd.DataFrame:
+    from cxloop.voice.sentiment import summary
+
+    return summary(frame, by=by)
+
+
+def sales_top(store: Store, cache: MetricsCache, **options: Any) -> pd.DataFrame:
+    """:func:`cxloop.voice.sales.top_items` with ``options`` (hashable values)."""
+    from cxloop.voice.sales import top_items
+
+    def compute() -> pd.DataFrame:
+        with store_source(store) as source:
+            return top_items(source, **_where(options))
+
+    return kept(cache, ("sales.top", tuple(sorted(options.items()))), compute)
+
+
+def sales_trends(store: Store, cache: MetricsCache, **options: Any) -> pd.DataFrame:
+    """:func:`cxloop.voice.sales.item_trends` with ``options`` (hashable values)."""
+    from cxloop.voice.sales import item_trends
+
+    def compute() -> pd.DataFrame:
+        with store_source(store) as source:
+            return item_trends(source, **_where(options))
+
+    return kept(cache, ("sales.trends", tuple(sorted(options.items()))), compute)
+
+
+def sales_baskets(store: Store, cache: MetricsCache, **options: Any) -> pd.DataFrame:
+    """:func:`cxloop.voice.baskets.basket_pairs` with ``options`` (hashable values)."""
+    from cxloop.voice.baskets import basket_pairs
+
+    def compute() -> pd.DataFrame:
+        with store_source(store) as source:
+            return basket_pairs(source, **_where(options))
+
+    return kept(cache, ("sales.baskets", tuple(sorted(options.items()))), compute)
+
+
+def competitor_frame(
+    store: Store, cache: MetricsCache, *, sentiment: bool = True, **options: Any
+) -> pd.DataFrame:
+    """:func:`cxloop.voice.competitors.compare_brands` (or ``share_of_voice`` without sentiment)."""
+    from cxloop.voice.competitors import compare_brands, share_of_voice
+
+    def compute() -> pd.DataFrame:
+        with store_source(store) as source:
+            if sentiment:
+                return compare_brands(store, source, **options)
+            return share_of_voice(source, **options)
+
+    return kept(cache, ("competitors", sentiment, tuple(sorted(options.items()))), compute)
+
+
+def _where(options: dict[str, Any]) -> dict[str, Any]:
+    """``segment``/``region`` tuples as the library's ``where``."""
+    out = {k: v for k, v in options.items() if k not in ("segment", "region")}
+    where = {k: list(options[k]) for k in ("segment", "region") if options.get(k)}
+    return {**out, "where": where}
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+Kinds = Annotated[
+    list[Kind] | None,
+    Query(description="Text kinds (repeat for several; default all)", examples=[["review", "ticket"]]),
+]
+From = Annotated[
+    dt.datetime | None,
+    Query(alias="from", description="From this moment, UTC (inclusive)", examples=["2025-01-01"]),
+]
+To = Annotated[
+    dt.datetime | None,
+    Query(alias="to", description="Before this moment, UTC (exclusive)", examples=["2026-01-01"]),
+]
+AsOf = Annotated[
+    dt.datetime | None,
+    Query(description="Complete periods before this moment, UTC (default: now)", examples=["2026-01-01"]),
+]
+Level = Literal["category", "product"]
+SalesGrain = Annotated[
+    Literal["week", "month", "quarter", "year"], Query(description="Period length", examples=["month"])
+]
+Period = Annotated[
+    dt.date | None,
+    Query(description="A day in the period (default: the last complete one)", examples=["2025-11-01"]),
+]
+Segments = Annotated[
+    list[str] | None, Query(description="Only customers of this segment (repeatable)", examples=[["smb"]])
+]
+Regions = Annotated[
+    list[str] | None, Query(description="Only customers of this region (repeatable)", examples=[["EMEA"]])
+]
+Per = Annotated[
+    Literal["segment", "region", "country", "channel"] | None,
+    Query(description="One ranking per segment, region, country or channel"),
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page")]
+Offset = Annotated[int, Query(ge=0, description="Rows to skip")]
+
+
+def _moment(as_of: dt.datetime | None, clock: Callable[[], dt.datetime]) -> dt.datetime:
+    return as_of_or_now(as_of, clock)
+
+
+# -- models (for the schema and its examples) ----------------------------------------------------
+
+
+class SentimentSummary(BaseModel):
+    """Sentiment per group (``cxloop voice sentiment --json``)."""
+
+    model: str = Field(description="the model that scored the texts", examples=["vader"])
+    rows: list[dict[str, Any]] = Field(
+        description="Per group: n texts, unsupported (language the model does not read), the shares "
+        "of the supported ones positive/neutral/negative, mean_score in [-1, 1]",
+        examples=[[{"kind": "review", "source": "demo", "n": 2210, "unsupported": 0, "positive_share": 0.61,
+                    "neutral_share": 0.08, "negative_share": 0.31, "mean_score": 0.21}]],
+    )  # fmt: skip
+
+
+class SentimentTexts(BaseModel):
+    """One row per text with its sentiment (``cxloop voice sentiment --texts --json``)."""
+
+    items: list[dict[str, Any]] = Field(
+        examples=[[{"text_id": "review:demo:R000001", "kind": "review", "at": "2025-10-02T10:00:00",
+                    "customer_id": "C000042", "brand": "Northwind", "language": "en", "supported": True,
+                    "sentiment_score": -0.62, "sentiment_label": "negative", "text": "Late again."}]],
+    )  # fmt: skip
+    total: int = Field(examples=[5120])
+    limit: int = Field(examples=[100])
+    offset: int = Field(examples=[0])
+
+
+class Rows(BaseModel):
+    """The library's rows, as the CLI's ``--json`` prints them."""
+
+    rows: list[dict[str, Any]]
+    attrs: dict[str, Any] = Field(default_factory=dict, description="e.g. baskets: orders considered")
+
+
+# -- routes: sentiment ---------------------------------------------------------------------------
+
+
+@router.get(
+    "/voice/sentiment", tags=["voice"], dependencies=AGGREGATES, responses=problem_responses(401, 403, 422)
+)
+def sentiment(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    kind: Kinds = None,
+    start: From = None,
+    end: To = None,
+    brands: Annotated[
+        Literal["all", "own", "competitors"], Query(description="Our brand's texts, competitors', or all")
+    ] = "all",
+    model: Annotated[
+        Literal["store", "vader"], Query(description="store (the store's fitted model, else VADER) or vader")
+    ] = "store",
+    by: Annotated[
+        list[Literal["kind", "source", "brand", "language"]] | None,
+        Query(description="Group by these (repeatable; default kind and source)", examples=[["brand"]]),
+    ] = None,
+) -> SentimentSummary:
+    """Sentiment per text kind and source (or brand, language): n, shares positive, neutral and
+    negative, mean score. Only texts never scored by the model are scored."""
+    frame = sentiment_frame(
+        store, cache, clock, kinds=tuple(kind or ()), start=start, end=end, brands=brands, model=model
+    )
+    rows = sentiment_summary(frame, tuple(dict.fromkeys(by or ("kind", "source"))))
+    return SentimentSummary(model=str(frame.attrs.get("model", "")), rows=records(rows))
+
+
+@router.get(
+    "/voice/sentiment/texts", tags=["voice"], dependencies=ROWS, responses=problem_responses(401, 403, 422)
+)
+def sentiment_texts(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    kind: Kinds = None,
+    start: From = None,
+    end: To = None,
+    brands: Annotated[
+        Literal["all", "own", "competitors"], Query(description="Our brand, competitors, all")
+    ] = "all",
+    model: Annotated[Literal["store", "vader"], Query(description="store or vader")] = "store",
+    label: Annotated[
+        Literal["positive", "neutral", "negative"] | None, Query(description="Only texts with this label")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> SentimentTexts:
+    """Each text with its language, sentiment score and label, in corpus order (customer-level)."""
+    frame = sentiment_frame(
+        store, cache, clock, kinds=tuple(kind or ()), start=start, end=end, brands=brands, model=model
+    )
+    if label is not None:
+        frame = frame[frame["sentiment_label"] == label]
+    page = frame.reindex(columns=TEXT_COLUMNS).iloc[offset : offset + limit]
+    return SentimentTexts(items=records(page), total=len(frame), limit=limit, offset=offset)
+
+
+# -- routes: sales -------------------------------------------------------------------------------
+
+
+@router.get("/sales/top", tags=["sales"], dependencies=AGGREGATES, responses=problem_responses(401, 403, 422))
+def top(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    by: Annotated[Level, Query(description="Items: category or product")] = "category",
+    measure: Annotated[
+        Literal["revenue", "net_revenue", "units", "orders", "customers"], Query(description="Rank by this")
+    ] = "revenue",
+    segment: Segments = None,
+    region: Regions = None,
+    per: Per = None,
+    grain: SalesGrain = "month",
+    period: Period = None,
+    as_of: AsOf = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Items per ranking")] = 10,
+) -> Rows:
+    """The best-selling categories or products of a period (``cxloop sales top``)."""
+    frame = sales_top(
+        store, cache, level=by, measure=measure, per=per, segment=tuple(segment or ()),
+        region=tuple(region or ()), grain=grain, period=period, as_of=_moment(as_of, clock), limit=limit,
+    )  # fmt: skip
+    return Rows(rows=records(frame))
+
+
+@router.get(
+    "/sales/trends", tags=["sales"], dependencies=AGGREGATES, responses=problem_responses(401, 403, 422)
+)
+def trends(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    by: Annotated[Level, Query(description="Items: category or product")] = "category",
+    segment: Segments = None,
+    region: Regions = None,
+    per: Per = None,
+    grain: SalesGrain = "month",
+    period: Period = None,
+    as_of: AsOf = None,
+    min_orders: Annotated[
+        int, Query(ge=0, description="Leave out items with fewer orders in the two periods together")
+    ] = 20,
+    absolute: Annotated[
+        bool, Query(description="Test the change in orders itself, not in the share of all orders")
+    ] = False,
+) -> Rows:
+    """Rising, falling and steady items: a period against the one before, tested
+    (``cxloop sales trends``)."""
+    frame = sales_trends(
+        store, cache, level=by, per=per, segment=tuple(segment or ()), region=tuple(region or ()),
+        grain=grain, period=period, as_of=_moment(as_of, clock), min_orders=min_orders, relative=not absolute,
+    )  # fmt: skip
+    return Rows(rows=records(frame))
+
+
+@router.get(
+    "/sales/baskets", tags=["sales"], dependencies=AGGREGATES, responses=problem_responses(401, 403, 422)
+)
+def baskets(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    level: Annotated[Level, Query(description="Items: category or product")] = "product",
+    min_support: Annotated[
+        float, Query(ge=0, le=1, description="Least share of orders holding both")
+    ] = 0.001,
+    min_count: Annotated[int, Query(ge=1, description="Least number of orders holding both")] = 10,
+    segment: Segments = None,
+    region: Regions = None,
+    start: From = None,
+    end: To = None,
+    as_of: AsOf = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Pairs, by lift")] = 20,
+) -> Rows:
+    """Products (or categories) bought together: support, confidence both ways, lift, p
+    (``cxloop sales baskets``)."""
+    frame = sales_baskets(
+        store, cache, level=level, segment=tuple(segment or ()), region=tuple(region or ()), start=start,
+        end=end, as_of=_moment(as_of, clock), min_support=min_support, min_count=min_count, limit=limit,
+    )  # fmt: skip
+    return Rows(rows=records(frame), attrs={"baskets": int(frame.attrs.get("baskets", 0))})
+
+
+# -- routes: competitors ---------------------------------------------------------------------------
+
+
+@router.get(
+    "/competitors", tags=["voice"], dependencies=AGGREGATES, responses=problem_responses(401, 403, 422)
+)
+def competitors(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    grain: Annotated[
+        Literal["day", "week", "month", "quarter", "year"], Query(description="Period length")
+    ] = "month",
+    start: From = None,
+    end: To = None,
+    as_of: AsOf = None,
+    kind: Annotated[
+        list[Literal["review", "post"]] | None, Query(description="Only reviews or only posts (default both)")
+    ] = None,
+    sentiment: Annotated[bool, Query(description="Add each brand's sentiment (scored once, cached)")] = True,
+) -> Rows:
+    """Share of voice, rating and sentiment per brand and period, our brand beside its
+    competitors (``cxloop competitors``)."""
+    frame = competitor_frame(
+        store, cache, sentiment=sentiment, grain=grain, start=start, end=end, as_of=_moment(as_of, clock),
+        kinds=tuple(kind or ("review", "post")),
+    )  # fmt: skip
+    return Rows(rows=records(frame))

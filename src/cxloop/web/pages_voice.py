@@ -1,0 +1,176 @@
+"""The voice-of-the-customer pages: sentiment (``/voice``), competitors (``/voice/competitors``)
+and sales preferences (``/sales``), all aggregates (``dashboards.read``).
+
+Thin shells over :mod:`cxloop.voice` through the voice API's computations and cache
+(:mod:`cxloop.web.api_voice`): results are kept until the next import, sentiment scores in the
+store. Charts come from :mod:`cxloop.web.voice_view`; each has its table and a CSV
+(``?download=…``). A refusal of the library (too few texts, no sales) is said on the page.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from cxloop.errors import CxloopError
+from cxloop.web import voice_view
+from cxloop.web.api_voice import (
+    CacheDep,
+    competitor_frame,
+    sales_baskets,
+    sales_top,
+    sales_trends,
+    sentiment_frame,
+    sentiment_summary,
+)
+from cxloop.web.auth import require
+from cxloop.web.charts import Table
+from cxloop.web.dashboard import query_string
+from cxloop.web.deps import ClockDep, StoreDep
+from cxloop.web.errors import Problem
+from cxloop.web.pages_dashboard import csv_download
+from cxloop.web.roles import Capability
+from cxloop.web.sessions import Principal
+from cxloop.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+READ = require(Capability.DASHBOARDS_READ)
+Who = Annotated[Principal, Depends(READ)]
+
+
+def _page(request: Request, template: str, context: dict[str, Any]) -> Response:
+    return render(request, template, context)
+
+
+def _download(tables: dict[str, Table], name: str, prefix: str) -> Response:
+    return csv_download(tables[name], f"{prefix}-{name}")
+
+
+@router.get("/voice")
+def voice_page(
+    request: Request,
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    who: Who,
+    download: Literal["sources", "brands"] | None = None,
+) -> Response:
+    """Sentiment per source and per brand."""
+    context: dict[str, Any] = {"title": "Voice of the customer", "error": None}
+    try:
+        frame = sentiment_frame(store, cache, clock)
+    except Problem as exc:
+        context["error"] = exc.detail
+        return _page(request, "voice.html", context)
+    href = {name: "/voice" + query_string({"download": name}) for name in ("sources", "brands")}
+    charts = [
+        voice_view.sentiment_chart(
+            sentiment_summary(frame, ("kind", "source")), ("kind", "source"), chart_id="sources",
+            title="Sentiment per source", csv_href=href["sources"],
+        ),
+        voice_view.sentiment_chart(
+            sentiment_summary(frame, ("brand",)), ("brand",), chart_id="brands",
+            title="Sentiment per brand", csv_href=href["brands"],
+        ),
+    ]  # fmt: skip
+    if download:
+        return _download({"sources": charts[0].table, "brands": charts[1].table}, download, "voice")
+    context.update(charts=charts, texts=len(frame), model=frame.attrs.get("model", ""))
+    return _page(request, "voice.html", context)
+
+
+@router.get("/voice/competitors")
+def competitors_page(
+    request: Request,
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    who: Who,
+    grain: Literal["week", "month", "quarter"] = "month",
+    download: Literal["share", "rating", "sentiment", "latest"] | None = None,
+) -> Response:
+    """Share of voice over time; rating and sentiment per brand side by side."""
+    from cxloop.voice.competitors import overview
+
+    context: dict[str, Any] = {"title": "Competitors", "error": None, "grain": grain,
+                               "grains": ["week", "month", "quarter"]}  # fmt: skip
+    try:
+        frame = competitor_frame(store, cache, grain=grain, as_of=clock())
+    except Problem as exc:
+        context["error"] = exc.detail
+        return _page(request, "voice_competitors.html", context)
+
+    def href(name: str) -> str:
+        return "/voice/competitors" + query_string({"grain": grain, "download": name})
+
+    charts = [
+        voice_view.per_brand_lines(frame, "share", chart_id="share", title=f"Share of voice per {grain}",
+                                   y_title="% of mentions", csv_href=href("share")),
+        voice_view.per_brand_lines(frame, "rating", chart_id="rating", title=f"Mean rating per {grain}",
+                                   y_title="stars (1-5)", csv_href=href("rating")),
+        voice_view.per_brand_lines(frame, "sentiment", chart_id="sentiment", title=f"Sentiment per {grain}",
+                                   y_title="mean score (-1 to 1)", csv_href=href("sentiment")),
+    ]  # fmt: skip
+    latest = voice_view.latest_table(overview(frame))
+    if download:
+        tables = {"share": charts[0].table, "rating": charts[1].table, "sentiment": charts[2].table,
+                  "latest": latest}  # fmt: skip
+        return _download(tables, download, "competitors")
+    context.update(
+        charts=charts,
+        latest=voice_view.rows_of(latest),
+        latest_period=voice_view.period_label(frame["period"].max()) if len(frame) else None,
+        latest_csv=href("latest"),
+    )
+    return _page(request, "voice_competitors.html", context)
+
+
+@router.get("/sales")
+def sales_page(
+    request: Request,
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    who: Who,
+    grain: Literal["week", "month", "quarter", "year"] = "month",
+    level: Literal["category", "product"] = "category",
+    download: Literal["top", "trends", "baskets"] | None = None,
+) -> Response:
+    """Top sellers, rising and falling items, products bought together."""
+    context: dict[str, Any] = {"title": "Sales", "error": None, "grain": grain, "level": level,
+                               "grains": ["week", "month", "quarter", "year"]}  # fmt: skip
+    now = clock()
+    try:
+        top = sales_top(store, cache, level=level, measure="revenue", grain=grain, as_of=now, limit=10)
+        moves = sales_trends(store, cache, level=level, grain=grain, as_of=now)
+        pairs = sales_baskets(store, cache, level=level, as_of=now, limit=20)
+    except (Problem, CxloopError) as exc:
+        context["error"] = getattr(exc, "detail", None) or str(exc)
+        return _page(request, "voice_sales.html", context)
+
+    def href(name: str) -> str:
+        return "/sales" + query_string({"grain": grain, "level": level, "download": name})
+
+    chart = voice_view.top_chart(top, level=level, measure="revenue", csv_href=href("top"))
+    trend_table = Table.from_frame(moves)
+    basket_table = Table.from_frame(pairs)
+    if download:
+        return _download(
+            {"top": chart.table, "trends": trend_table, "baskets": basket_table}, download, "sales"
+        )
+    rows = voice_view.rows_of(trend_table)
+    context.update(
+        top_chart=chart,
+        rising=[r for r in rows if r.get("trend") == "rising"][:10],
+        falling=[r for r in rows if r.get("trend") == "falling"][:10],
+        steady=sum(r.get("trend") == "steady" for r in rows),
+        trend_count=len(rows),
+        when=(rows[0]["period"], rows[0]["previous_period"]) if rows else None,
+        pairs=voice_view.rows_of(basket_table),
+        baskets=int(pairs.attrs.get("baskets", 0)),
+        trends_csv=href("trends"),
+        baskets_csv=href("baskets"),
+    )
+    return _page(request, "voice_sales.html", context)

@@ -1,0 +1,261 @@
+"""The voice-of-the-customer web shells (docs/web.md, "Voice"): the API answers exactly what the
+library computes on the demo store, refuses bad parameters with a 422 naming them, keeps texts
+(customer-level) from dashboard roles, and the pages draw charts with their tables and CSV,
+showing hostile customer text as text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+import conftest
+from cxloop import Store
+from cxloop.cli.output import to_jsonable
+from cxloop.demo_store import load_demo
+from cxloop.metrics.frames import records
+from cxloop.metrics.source import store_source
+from cxloop.store import schema
+from cxloop.voice.baskets import basket_pairs
+from cxloop.voice.competitors import compare_brands
+from cxloop.voice.sales import item_trends, top_items
+from cxloop.voice.sentiment import corpus_sentiment, summary
+from cxloop.web import accounts
+from cxloop.web.app import create_app
+from cxloop.web.roles import Role
+from cxloop.web.settings import WebSettings
+
+AS_OF = dt.datetime(2026, 1, 1)
+T0 = dt.datetime(2026, 1, 5, 9, 0)
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def hostile_review(store: Store) -> None:
+    """A competitor's review whose brand and text are markup (untrusted input)."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(schema.reviews).values(
+                source="web-test", review_id="evil-1", kind="review", rating=1, text=HOSTILE,
+                posted_at=dt.datetime(2025, 12, 10), brand=HOSTILE, is_competitor=True, row_hash="x",
+            )
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    path = tmp_path_factory.mktemp("web-voice") / "demo.duckdb"
+    with Store.open(str(path)) as store:
+        load_demo(store, customers=300, seed=3, as_of=AS_OF.date())
+        hostile_review(store)
+        accounts.create_user(store, "ana@example.com", Role.ANALYST, "p" * 12, now=T0)
+        accounts.create_user(store, "vic@example.com", Role.VIEWER, "p" * 12, now=T0)
+        yield store
+
+
+@pytest.fixture(scope="module")
+def client(demo: Store) -> Iterator[TestClient]:
+    app = create_app(demo, WebSettings(database_url=demo.url), clock=lambda: T0)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def analyst(demo: Store) -> dict[str, str]:
+    return conftest.bearer(demo, "ana@example.com", Role.ANALYST, now=T0)
+
+
+@pytest.fixture(scope="module")
+def viewer(demo: Store) -> dict[str, str]:
+    return conftest.bearer(demo, "vic@example.com", Role.VIEWER, now=T0)
+
+
+def plain(rows: Any) -> Any:
+    """Rows as the CLI's --json prints them, read back."""
+    return json.loads(json.dumps(to_jsonable(rows)))
+
+
+def ok(response: Any) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def signed_in(client: TestClient, store: Store, role: Role) -> TestClient:
+    """The client with a session cookie of a new user of ``role``."""
+    from cxloop.web.sessions import SessionPolicy, start_session
+
+    email = f"{role.value}-page@example.com"
+    if accounts.find_user(store, email) is None:
+        accounts.create_user(store, email, role, "p" * 12, now=T0)
+    user = accounts.find_user(store, email)
+    assert user is not None
+    session = start_session(store, user.id, now=T0, policy=SessionPolicy())
+    client.cookies.set("cxloop_session", session.token)
+    return client
+
+
+# -------------------------------------------------------------------------------- API
+
+
+def test_sentiment_summary_is_the_librarys(client: TestClient, demo: Store, viewer: dict[str, str]) -> None:
+    frame = corpus_sentiment(demo)  # scores the texts (a score read back from the cache is float32)
+    body = ok(client.get("/api/v1/voice/sentiment", headers=viewer))
+    frame = corpus_sentiment(demo)
+    assert body["model"] == frame.attrs["model"]
+    assert body["rows"] == plain(records(summary(frame)))
+    kinds = {r["kind"] for r in body["rows"]}
+    assert {"review", "ticket"} <= kinds
+
+    expected = summary(corpus_sentiment(demo, kinds=["review"], competitors=True), by=("brand",))
+    by_brand = ok(
+        client.get("/api/v1/voice/sentiment?by=brand&kind=review&brands=competitors", headers=viewer)
+    )
+    assert by_brand["rows"] == plain(records(expected))
+    assert HOSTILE in {r["brand"] for r in by_brand["rows"]}  # JSON carries text as it is
+
+
+def test_texts_are_customer_level_data(
+    client: TestClient, demo: Store, viewer: dict[str, str], analyst: dict[str, str]
+) -> None:
+    assert client.get("/api/v1/voice/sentiment/texts", headers=viewer).status_code == 403
+    body = ok(client.get("/api/v1/voice/sentiment/texts?label=negative&limit=5&offset=2", headers=analyst))
+    frame = corpus_sentiment(demo)
+    negative = frame[frame["sentiment_label"] == "negative"]
+    assert body["total"] == len(negative) > 7
+    assert [r["text_id"] for r in body["items"]] == list(negative["text_id"].iloc[2:7])
+    assert all(r["sentiment_label"] == "negative" and "customer_id" in r for r in body["items"])
+
+
+def test_sales_answers_are_the_librarys(client: TestClient, demo: Store, viewer: dict[str, str]) -> None:
+    with store_source(demo) as source:
+        top = top_items(source, level="product", measure="units", as_of=AS_OF, limit=5)
+        moves = item_trends(source, grain="quarter", as_of=AS_OF, min_orders=5)
+        pairs = basket_pairs(source, level="category", as_of=AS_OF, min_count=3, limit=10)
+    q = "as_of=2026-01-01"
+    assert ok(client.get(f"/api/v1/sales/top?by=product&measure=units&limit=5&{q}", headers=viewer))[
+        "rows"
+    ] == plain(records(top))
+    assert ok(client.get(f"/api/v1/sales/trends?grain=quarter&min_orders=5&{q}", headers=viewer))[
+        "rows"
+    ] == plain(records(moves))
+    body = ok(client.get(f"/api/v1/sales/baskets?level=category&min_count=3&limit=10&{q}", headers=viewer))
+    assert body["rows"] == plain(records(pairs)) and len(body["rows"]) > 0
+    assert body["attrs"]["baskets"] == pairs.attrs["baskets"]
+
+
+def test_sales_per_segment_and_filters(client: TestClient, demo: Store, viewer: dict[str, str]) -> None:
+    with store_source(demo) as source:
+        expected = top_items(source, per="segment", where={"region": ["North"]}, as_of=AS_OF, limit=3)
+    body = ok(
+        client.get("/api/v1/sales/top?per=segment&region=North&limit=3&as_of=2026-01-01", headers=viewer)
+    )
+    assert body["rows"] == plain(records(expected))
+
+
+def test_competitors_are_the_librarys(client: TestClient, demo: Store, viewer: dict[str, str]) -> None:
+    with store_source(demo) as source:
+        expected = compare_brands(demo, source, grain="quarter", as_of=AS_OF)
+    body = ok(client.get("/api/v1/competitors?grain=quarter&as_of=2026-01-01", headers=viewer))
+    assert body["rows"] == plain(records(expected))
+    assert {"Northwind", "Contoso", "Fabrikam"} <= {r["brand"] for r in body["rows"]}
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/v1/voice/sentiment?kind=tweet", "query.kind"),
+        ("/api/v1/voice/sentiment?brands=mine", "query.brands"),
+        ("/api/v1/voice/sentiment?from=yesterday", "query.from"),
+        ("/api/v1/voice/sentiment?knd=review", "query.knd"),
+        ("/api/v1/sales/top?by=brand", "query.by"),
+        ("/api/v1/sales/top?measure=profit", "query.measure"),
+        ("/api/v1/sales/trends?grain=day", "query.grain"),
+        ("/api/v1/sales/trends?min_orders=-1", "query.min_orders"),
+        ("/api/v1/sales/baskets?min_support=2", "query.min_support"),
+        ("/api/v1/competitors?kind=ticket", "query.kind"),
+        ("/api/v1/competitors?grian=week", "query.grian"),
+    ],
+)
+def test_bad_parameters_are_422_naming_them(
+    client: TestClient, viewer: dict[str, str], url: str, parameter: str
+) -> None:
+    response = client.get(url, headers=viewer)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert parameter in response.json()["detail"]
+
+
+def test_a_library_refusal_is_a_422_with_the_reason(client: TestClient, viewer: dict[str, str]) -> None:
+    response = client.get("/api/v1/sales/top?segment=nobody", headers=viewer)
+    assert response.status_code == 422, response.text
+    assert "nobody" in response.json()["detail"]
+
+
+def test_the_api_is_documented_with_examples(client: TestClient, viewer: dict[str, str]) -> None:
+    schema_ = ok(client.get("/api/v1/openapi.json", headers=viewer))
+    paths = schema_["paths"]
+    for path in ("/api/v1/voice/sentiment", "/api/v1/voice/sentiment/texts", "/api/v1/sales/top",
+                 "/api/v1/sales/trends", "/api/v1/sales/baskets", "/api/v1/competitors"):  # fmt: skip
+        operation = paths[path]["get"]
+        assert "422" in operation["responses"]
+        assert operation["parameters"], path
+    names = {p["name"] for p in paths["/api/v1/voice/sentiment"]["get"]["parameters"]}
+    assert {"kind", "from", "to", "brands", "model", "by"} <= names
+
+
+def test_answers_are_kept_until_the_next_import(client: TestClient, viewer: dict[str, str]) -> None:
+    stats = client.app.state.metrics_cache.stats  # type: ignore[attr-defined]
+    ok(client.get("/api/v1/competitors?grain=month&as_of=2026-01-01", headers=viewer))
+    computed = stats.computed
+    ok(client.get("/api/v1/competitors?grain=month&as_of=2026-01-01", headers=viewer))
+    assert stats.computed == computed
+
+
+# -------------------------------------------------------------------------------- pages
+
+
+@pytest.mark.parametrize(
+    "path", ["/voice", "/voice/competitors", "/sales", "/sales?level=product&grain=quarter"]
+)
+def test_pages_draw_charts_with_tables(client: TestClient, demo: Store, path: str) -> None:
+    page = signed_in(client, demo, Role.VIEWER).get(path)
+    assert page.status_code == 200, page.text
+    assert 'data-chart="' in page.text and "<table" in page.text
+    assert "Download CSV" in page.text
+    assert 'href="/voice"' in page.text  # the nav
+
+
+def test_pages_show_hostile_text_as_text(client: TestClient, demo: Store) -> None:
+    for path in ("/voice", "/voice/competitors"):
+        page = signed_in(client, demo, Role.VIEWER).get(path)
+        assert page.status_code == 200
+        assert HOSTILE not in page.text
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(" in page.text
+
+
+def test_chart_csv_downloads(client: TestClient, demo: Store) -> None:
+    c = signed_in(client, demo, Role.VIEWER)
+    for path, first in [
+        ("/voice?download=sources", "kind,source,n,"),
+        ("/voice?download=brands", "brand,n,"),
+        ("/voice/competitors?grain=quarter&download=latest", "brand,is_competitor,mentions,"),
+        ("/voice/competitors?download=share", "period,brand,is_competitor,share"),
+        ("/sales?download=top", "period,rank,category"),
+        ("/sales?download=baskets", "item_a,"),
+    ]:
+        response = c.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("text/csv")
+        assert response.text.startswith(first), (path, response.text[:80])
+
+
+def test_pages_need_a_signed_in_user(demo: Store) -> None:
+    app = create_app(demo, WebSettings(database_url=demo.url), clock=lambda: T0)
+    with TestClient(app) as anonymous:
+        response = anonymous.get("/voice", follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login")
