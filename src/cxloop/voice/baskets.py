@@ -44,6 +44,12 @@ from cxloop.metrics.query import FACTS, Context, Query
 from cxloop.metrics.source import Source, to_pandas
 from cxloop.voice.sales import Where, check_level, check_where, product_names
 
+__all__ = [
+    "CANCELLED",
+    "basket_items",
+    "basket_pairs",
+]
+
 CANCELLED: Final = ("cancelled", "canceled")
 
 COLUMNS: Final = (

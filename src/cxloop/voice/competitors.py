@@ -33,6 +33,16 @@ from cxloop.metrics.registry import Registry
 from cxloop.metrics.source import Source, to_pandas
 from cxloop.store.store import Store
 
+__all__ = [
+    "REVIEW_KINDS",
+    "brand_sentiment",
+    "brands",
+    "compare_brands",
+    "overview",
+    "share_of_voice",
+    "themes_by_brand",
+]
+
 REVIEW_KINDS: Final = ("review", "post")
 
 COLUMNS: Final = (

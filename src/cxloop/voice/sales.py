@@ -44,6 +44,16 @@ from cxloop.metrics.query import CUSTOMER_DIMENSIONS, FACTS, Context, Query
 from cxloop.metrics.source import Source, to_pandas
 from cxloop.metrics.stats import Kind
 
+__all__ = [
+    "GRAINS",
+    "GROUPINGS",
+    "LEVELS",
+    "MEASURES",
+    "benjamini_hochberg",
+    "item_trends",
+    "top_items",
+]
+
 #: What an item is: a category, or a product (its ``product_id``, with its name beside it).
 LEVELS: Final = ("category", "product")
 #: What the top items are ranked by.
