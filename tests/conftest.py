@@ -8,6 +8,7 @@ they fail, because CI must run them.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 import uuid
@@ -180,3 +181,16 @@ def smtp_server() -> Iterator[tuple[str, int, SmtpInbox]]:
         yield "127.0.0.1", port, inbox
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def voice_demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed DuckDB file holding the 5,000-customer demo (seed 7, as of 2026-01-01): its
+    delivery spike and unhappy customers, for the voice tests. Open it, add to its caches; never
+    change its data (copy it first for that, or for a subprocess)."""
+    from cxloop.demo_store import load_demo
+
+    path = tmp_path_factory.mktemp("voice-demo") / "demo.duckdb"
+    with Store.open(str(path)) as store:
+        load_demo(store, customers=5_000, seed=7, as_of=dt.date(2026, 1, 1))
+    return path

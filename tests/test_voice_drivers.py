@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +16,10 @@ import pytest
 from scipy import stats as st
 
 from cxloop.errors import ConfigError
-from cxloop.voice.drivers import answers, key_drivers
+from cxloop.store.store import Store
+from cxloop.voice.drivers import answers, key_drivers, store_key_drivers
 from cxloop.voice.trends import NotEnoughTexts
+from test_voice_trends import keyword_themes
 
 AS_OF = dt.datetime(2025, 7, 1)
 Z = st.norm.ppf(0.975)
@@ -257,3 +261,32 @@ def test_nothing_to_fix_is_a_note() -> None:
 
     assert report.fix_first.empty
     assert report.notes == ("no theme goes with a significantly lower score: nothing to fix first",)
+
+
+# ------------------------------------------------------------------ the demo, from the store
+
+
+@pytest.fixture(scope="module")
+def demo_store(voice_demo_file: Path) -> Iterator[Store]:
+    with Store.open(str(voice_demo_file)) as store:
+        yield store
+
+
+def test_the_demo_delivery_problems_drive_ratings_down_overall_and_per_segment(demo_store: Store) -> None:
+    """The demo's unhappy customers write about deliveries: the theme costs stars, accounts for
+    most low ratings and tops the list; each segment gets its own rows."""
+    report = store_key_drivers(
+        demo_store, assign=keyword_themes, as_of=dt.datetime(2026, 1, 1), by_segment=True
+    )
+
+    delivery = row(report, "rating", "delivery")
+    assert delivery["significant"] and delivery["ci_high"] < -1
+    assert delivery["detractor_share"] > 40
+    top = report.fix_first[report.fix_first["segment"] == "all"].iloc[0]
+    assert (top["theme_id"], top["order"]) == ("delivery", 1)
+    assert set(report.drivers["segment"]) == {"all", "consumer", "small_business", "enterprise", "unknown"}
+    assert set(report.drivers["metric"]) == {"nps", "csat", "rating"}
+    only = store_key_drivers(
+        demo_store, assign=keyword_themes, as_of=dt.datetime(2026, 1, 1), segment="consumer"
+    )
+    assert set(only.drivers["segment"]) == {"consumer"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,6 @@ import pandas as pd
 import pytest
 
 from cxloop import demo
-from cxloop.demo_store import load_demo
 from cxloop.errors import ConfigError
 from cxloop.metrics.source import store_source, to_pandas
 from cxloop.store.store import Store
@@ -23,6 +23,7 @@ from cxloop.voice.trends import (
     SpikeTest,
     emerging_issues,
     period_start,
+    store_trend_report,
     theme_trends,
     trend_report,
     what_changed,
@@ -292,12 +293,9 @@ DEMO_AS_OF = dt.datetime(2026, 1, 1)
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    path: Path = tmp_path_factory.mktemp("trends") / "demo.duckdb"
-    store = Store.open(str(path))
-    load_demo(store, customers=5_000, seed=7, as_of=DEMO_AS_OF.date())
-    yield store
-    store.close()
+def demo_store(voice_demo_file: Path) -> Iterator[Store]:
+    with Store.open(str(voice_demo_file)) as store:
+        yield store
 
 
 def test_the_demo_delivery_spike_is_emerging_in_its_first_full_week_by_ticket_category(
@@ -341,3 +339,44 @@ def test_a_report_can_show_only_the_last_periods_but_tests_on_the_whole_history(
     assert list(report.emerging["theme_id"]) == ["a"]
     with pytest.raises(ConfigError, match="periods must be at least 1, not 0"):
         trend_report(texts, tags, as_of=MONDAY + dt.timedelta(weeks=10), periods=0)
+
+
+#: Keyword rules standing in for discovered themes: what a user might write by hand.
+RULES = {
+    "delivery": r"deliver|parcel|tracking|courier|shipping|late\b",
+    "returns": r"return|refund|label",
+    "quality": r"broke|quality|defective|cheap|flimsy|fell apart|stopped working",
+    "billing": r"charged|invoice|payment|fees",
+    "account": r"log in|password|account|newsletter",
+}
+
+
+def keyword_themes(texts: pd.DataFrame) -> pd.DataFrame:
+    rows = [
+        {"text_id": text_id, "theme_id": theme, "label": theme.title()}
+        for text_id, text in zip(texts["text_id"], texts["text"], strict=True)
+        for theme, pattern in RULES.items()
+        if re.search(pattern, text, re.IGNORECASE)
+    ]
+    return pd.DataFrame(rows, columns=["text_id", "theme_id", "label"])
+
+
+def test_the_demo_delivery_spike_is_emerging_across_every_text_kind_by_keyword_rules(
+    demo_store: Store,
+) -> None:
+    """Tickets, reviews, posts and survey comments together, themed by keyword rules, read from
+    the store with their sentiment: the same week, and nothing else flagged in it."""
+    report = store_trend_report(demo_store, assign=keyword_themes, as_of=DEMO_AS_OF)
+
+    start, end = (pd.Timestamp(d) for d in demo.spike_window(DEMO_AS_OF.date()))
+    first_full_week = start + pd.Timedelta(days=(7 - start.weekday()) % 7)
+    delivery_weeks = report.emerging.loc[report.emerging["theme_id"] == "delivery", "period"]
+    assert delivery_weeks[
+        (delivery_weeks > start - pd.Timedelta(weeks=1)) & (delivery_weeks < end)
+    ].min() == (first_full_week)
+    that_week = report.emerging[report.emerging["period"] == first_full_week]
+    assert list(that_week["theme_id"]) == ["delivery"]
+    assert that_week["status"].iloc[0] == "spike"
+    delivery = report.trends[report.trends["theme_id"] == "delivery"].set_index("period")
+    assert delivery.loc[first_full_week, "sentiment"] < delivery["sentiment"].median()
+    assert report.trends["period"].max() == pd.Timestamp("2025-12-22")  # the last complete week

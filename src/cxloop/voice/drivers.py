@@ -27,15 +27,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pandas as pd
 from scipy import stats as st
 
 from cxloop.errors import ConfigError
+from cxloop.metrics.source import store_source, to_pandas
 from cxloop.metrics.stats import nps_variance, wilson
-from cxloop.voice.trends import NotEnoughTexts, naive_utc, require_columns
+from cxloop.voice.corpus import corpus
+from cxloop.voice.trends import Assign, NotEnoughTexts, naive_utc, require_columns
+
+if TYPE_CHECKING:
+    from cxloop.store.store import Store
 
 METRICS: Final = ("nps", "csat", "rating")
 RANGE: Final = {"nps": 200.0, "csat": 100.0, "rating": 4.0}
@@ -298,3 +303,28 @@ def _mean_gap(w: Stats, o: Stats, z: float, confidence: float) -> tuple[np.ndarr
         t = np.where(se > 0, st.t.ppf(0.5 + confidence / 2, np.where(se > 0, df, 1)), 0.0)
     gap = m1 - m0
     return gap - t * se, gap + t * se
+
+
+def store_key_drivers(
+    store: Store,
+    *,
+    assign: Assign,
+    as_of: dt.datetime,
+    start: dt.datetime | None = None,
+    segment: str | None = None,
+    by_segment: bool = False,
+    min_n: int = 10,
+    confidence: float = 0.95,
+) -> DriversReport:
+    """:func:`key_drivers` over our own brand's scored survey comments and reviews in the store
+    (written in ``[start, as_of)``), themed by ``assign``, with the customers' segments."""
+    with store_source(store) as source:
+        table = corpus(source, kinds=("survey", "review"), start=start, end=as_of, competitors=False)
+        texts = to_pandas(table.filter(table.score.notnull()).order_by(["at", "text_id"]))
+        customers = None
+        if segment is not None or by_segment:
+            customers = to_pandas(source.table("customers").select("customer_id", "segment"))
+    return key_drivers(
+        texts, assign(texts), as_of=as_of, start=start, customers=customers, segment=segment,
+        by_segment=by_segment, min_n=min_n, confidence=confidence,
+    )  # fmt: skip

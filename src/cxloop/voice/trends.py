@@ -20,14 +20,19 @@ are shown and compared unless ``include_partial`` is set. The tests are in docs/
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pandas as pd
 from scipy import stats as st
 
 from cxloop.errors import ConfigError, CxloopError
+from cxloop.voice.corpus import KINDS
+
+if TYPE_CHECKING:
+    from cxloop.store.store import Store
 
 GRAINS: Final = ("week", "month")
 _OFFSET: Final = {"week": pd.DateOffset(weeks=1), "month": pd.DateOffset(months=1)}
@@ -368,3 +373,31 @@ def trend_report(
         trends = trends[trends["period"] >= shown[0]].reset_index(drop=True)
         emerging = emerging[emerging["period"] >= shown[0]].reset_index(drop=True)
     return TrendReport(grain, naive_utc(as_of), trends, emerging, changes, tuple(notes))
+
+
+#: Theme assignments for a frame of texts: ``texts`` -> ``text_id``, ``theme_id``, ``label``.
+Assign = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def store_trend_report(
+    store: Store,
+    *,
+    assign: Assign,
+    as_of: dt.datetime,
+    kinds: Iterable[str] = KINDS,
+    grain: str = "week",
+    start: dt.datetime | None = None,
+    include_partial: bool = False,
+    test: SpikeTest | None = None,
+    periods: int | None = None,
+) -> TrendReport:
+    """:func:`trend_report` over our own brand's texts of ``kinds`` in the store (written before
+    ``as_of``), with their sentiment (cached; only new texts are scored) and ``assign``'s themes."""
+    from cxloop.voice.sentiment import corpus_sentiment
+
+    check_grain(grain)
+    texts = corpus_sentiment(store, kinds=kinds, start=start, end=as_of, competitors=False)
+    return trend_report(
+        texts, assign(texts), as_of=as_of, grain=grain, start=start,
+        include_partial=include_partial, test=test, periods=periods,
+    )  # fmt: skip
