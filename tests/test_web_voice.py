@@ -35,13 +35,13 @@ T0 = dt.datetime(2026, 1, 5, 9, 0)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
-def hostile_review(store: Store) -> None:
+def hostile_review(store: Store, posted_at: dt.datetime = dt.datetime(2025, 12, 10)) -> None:
     """A competitor's review whose brand and text are markup (untrusted input)."""
     with store.engine.begin() as conn:
         conn.execute(
             sa.insert(schema.reviews).values(
                 source="web-test", review_id="evil-1", kind="review", rating=1, text=HOSTILE,
-                posted_at=dt.datetime(2025, 12, 10), brand=HOSTILE, is_competitor=True, row_hash="x",
+                posted_at=posted_at, brand=HOSTILE, is_competitor=True, row_hash="x",
             )
         )  # fmt: skip
 

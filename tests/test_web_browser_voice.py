@@ -1,0 +1,83 @@
+"""The voice-of-the-customer pages in a real browser: headless Chromium (Debian's /usr/bin/chromium)
+driven by Playwright against `cxloop serve` on a demo store holding a review whose brand and text
+are markup — the page draws its charts, and shows that text as text (no script runs).
+
+Fixtures follow tests/test_web_browser.py; without Chromium or Playwright these tests skip,
+saying why (under ``CI=true`` they fail instead).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import test_web_browser
+from cxloop import Store
+from test_web_browser import PASSWORD, shoot, sign_in
+from test_web_server import CXLOOP, server
+from test_web_voice import HOSTILE, hostile_review
+
+# The browser and page fixtures of tests/test_web_browser.py (Debian's Chromium, console errors kept).
+browser = test_web_browser.browser
+page = test_web_browser.page
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A demo business with a hostile competitor review, served by `cxloop serve`, and an analyst."""
+    folder = tmp_path_factory.mktemp("browser-voice")
+    db = str(folder / "demo.duckdb")
+    today = dt.date.today().isoformat()
+    for args, stdin in (
+        (["demo", "--customers", "300", "--seed", "5", "--as-of", today], None),
+        (["users", "create", "ana@example.com", "--role", "analyst", "--password-stdin"], PASSWORD + "\n"),
+    ):
+        done = subprocess.run([CXLOOP, "--db", db, *args], input=stdin, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    with Store.open(db) as store:
+        hostile_review(
+            store, posted_at=dt.datetime.combine(dt.date.today(), dt.time()) - dt.timedelta(days=20)
+        )
+    with server("--db", db, "serve", cwd=folder) as (base, log):
+        yield {"base": base, "log": log}
+
+
+def watch_dialogs(page: Any) -> list[str]:
+    """The messages of alert/confirm dialogs the page opens (a script injected by text would)."""
+    dialogs: list[str] = []
+
+    def seen(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", seen)
+    return dialogs
+
+
+def test_voice_shows_hostile_text_as_text_and_draws_its_charts(page: Any, site: dict[str, Any]) -> None:
+    dialogs = watch_dialogs(page)
+    sign_in(page, site["base"], "/voice")
+    page.wait_for_selector("[data-chart='brands'][data-drawn='true']")
+    page.wait_for_selector("[data-chart='sources'][data-drawn='true']")
+    brands = page.locator("#brands-chart")
+    brands.locator("summary").click()
+    cells = brands.locator("td").all_inner_texts()
+    assert HOSTILE in cells  # the markup shown as the characters it is
+    assert page.locator("#brands-chart td script, #brands-chart td img").count() == 0
+    shoot(page, "voice")
+    assert dialogs == []
+    assert page.problems == [], "the browser reported errors (a Content-Security-Policy violation?)"
+
+
+def test_competitors_draws_share_of_voice(page: Any, site: dict[str, Any]) -> None:
+    dialogs = watch_dialogs(page)
+    sign_in(page, site["base"], "/voice/competitors")
+    page.wait_for_selector("[data-chart='share'][data-drawn='true']")
+    assert HOSTILE in page.locator("#latest td").all_inner_texts()
+    shoot(page, "voice-competitors")
+    assert dialogs == []
+    assert page.problems == []
