@@ -24,10 +24,11 @@ from cxloop.demo_store import load_demo
 from cxloop.errors import ConfigError
 from cxloop.metrics import compute, store_source
 from cxloop.metrics.source import Source
-from cxloop.voice.competitors import compare_brands, overview, share_of_voice, themes_by_brand
+from cxloop.voice.competitors import brand_themes, compare_brands, overview, share_of_voice, themes_by_brand
 from cxloop.voice.sentiment import SentimentModel, score_texts
 from test_voice_sales import AS_OF, in_process, open_fixture_store
 from test_voice_sales import shop_store as shop_store  # the shop on each engine, once per module
+from test_voice_trends import keyword_themes
 
 FEB, MAR = dt.date(2024, 2, 1), dt.date(2024, 3, 1)
 
@@ -134,6 +135,20 @@ def test_themes_side_by_side_per_brand_by_hand() -> None:
     assert frame["sentiment_n"].tolist() == [2, 1, 1, 1, 0, 0]  # t3 has no score
     with pytest.raises(ConfigError, match="assignments needs the column"):
         themes_by_brand(texts, assignments.drop(columns="label"))
+
+
+def test_the_demo_competitors_weak_spots_show_beside_our_themes(voice_demo_file: Path) -> None:
+    """The demo gives Contoso a billing problem (12% of its reviews not tied to an order) and
+    Fabrikam a quality one (22%); Northwind's reviews come mostly from its orders' deliveries."""
+    with Store.open(str(voice_demo_file)) as store, store_source(store) as source:
+        frame = brand_themes(store, source, assign=keyword_themes, as_of=dt.datetime(2026, 1, 1))
+
+    gap = frame.set_index(["theme_id", "brand"])["share_vs_ours"]
+    assert gap["billing", "Contoso"] > 5 and gap["billing", "Contoso"] > gap["billing", "Fabrikam"]
+    assert gap["quality", "Fabrikam"] > gap["quality", "Contoso"]
+    assert gap["delivery", "Contoso"] < 0 and gap["delivery", "Fabrikam"] < 0
+    ours = frame[frame["brand"] == "Northwind"]
+    assert (ours["share_vs_ours"] == 0).all() and ours["sentiment_n"].sum() > 0
 
 
 def test_bad_options(shop: Source) -> None:

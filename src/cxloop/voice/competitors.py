@@ -18,7 +18,7 @@ the model reads), ``sentiment`` (their mean score in [-1, 1]) and ``negative_sha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Final
 
@@ -36,6 +36,7 @@ from cxloop.store.store import Store
 __all__ = [
     "REVIEW_KINDS",
     "brand_sentiment",
+    "brand_themes",
     "brands",
     "compare_brands",
     "overview",
@@ -298,3 +299,29 @@ def themes_by_brand(texts: pd.DataFrame, assignments: pd.DataFrame) -> pd.DataFr
         ["_overall", "theme_id", "is_competitor", "brand"], ascending=[False, True, True, True], kind="stable"
     )
     return out[list(THEME_COLUMNS)].reset_index(drop=True)
+
+
+#: Theme assignments for a frame of texts: ``texts`` -> ``text_id``, ``theme_id``, ``label``.
+Assign = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def brand_themes(
+    store: Store,
+    source: Source,
+    *,
+    assign: Assign,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    as_of: datetime | None = None,
+    kinds: Iterable[str] = REVIEW_KINDS,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """:func:`themes_by_brand` over every brand's reviews and posts in [start, end) (end at most
+    ``as_of``), with their sentiment (cached; only new texts are scored) and ``assign``'s themes
+    (a theme tagger, or keyword rules: any function from texts to assignments)."""
+    from cxloop.voice.sentiment import corpus_sentiment
+
+    moment = as_of or now_utc()
+    until = min(end, moment) if end is not None else moment
+    texts = corpus_sentiment(store, source, kinds=check_kinds(kinds), start=start, end=until, workers=workers)
+    return themes_by_brand(texts, assign(texts))
