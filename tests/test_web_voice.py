@@ -27,6 +27,7 @@ from cxloop.voice.sales import item_trends, top_items
 from cxloop.voice.sentiment import corpus_sentiment, summary
 from cxloop.web import accounts
 from cxloop.web.app import create_app
+from cxloop.web.charts import Table
 from cxloop.web.roles import Role
 from cxloop.web.settings import WebSettings
 
@@ -259,3 +260,59 @@ def test_pages_need_a_signed_in_user(demo: Store) -> None:
     with TestClient(app) as anonymous:
         response = anonymous.get("/voice", follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+# -------------------------------------------------------------------------------- theme views
+
+RULES = {"delivery": r"deliver|late|arriv|shipping|courier", "price": r"price|expensive|cheap|cost"}
+
+
+def keyword_themes(texts: Any) -> Any:
+    """A stand-in theme assigner (keyword rules) until the themes module lands."""
+    import re
+
+    import pandas as pd
+
+    rows = [
+        {"text_id": text_id, "theme_id": theme, "label": f"{theme.title()} <b>"}
+        for text_id, text in zip(texts["text_id"], texts["text"], strict=True)
+        for theme, pattern in RULES.items()
+        if re.search(pattern, str(text), re.IGNORECASE)
+    ]
+    return pd.DataFrame(rows, columns=["text_id", "theme_id", "label"])
+
+
+def test_theme_trend_views_hold_the_reports_numbers(demo: Store) -> None:
+    from cxloop.voice.trends import store_trend_report
+    from cxloop.web import voice_view
+
+    report = store_trend_report(demo, assign=keyword_themes, as_of=AS_OF, grain="month", periods=6)
+    chart = voice_view.theme_trend_chart(report.trends, measure="share", csv_href="/x")
+    assert {trace["name"] for trace in chart.figure["data"]} == {"Delivery <b>", "Price <b>"}
+    assert chart.table.rows == Table.from_frame(report.trends).rows and not chart.empty
+    delivery = next(t for t in chart.figure["data"] if t["name"] == "Delivery <b>")
+    expected = report.trends[report.trends["theme_id"] == "delivery"]
+    assert delivery["y"] == [pytest.approx(v) for v in expected["share"]]
+    lines = voice_view.theme_sparklines(report.trends)
+    assert set(lines) == {"delivery", "price"} and all(lines.values())
+    assert voice_view.changes_table(report.changes).columns[:3] == ["rank", "theme_id", "label"]
+    assert len(voice_view.emerging_table(report.emerging).rows) == len(report.emerging)
+
+
+def test_drivers_chart_shows_each_gap_with_its_interval(demo: Store) -> None:
+    from cxloop.voice.drivers import store_key_drivers
+    from cxloop.web import voice_view
+
+    report = store_key_drivers(demo, assign=keyword_themes, as_of=AS_OF, min_n=5)
+    metric = str(report.drivers["metric"].iloc[0])
+    chart = voice_view.drivers_chart(report.drivers, metric=metric)
+    rows = report.drivers[(report.drivers["metric"] == metric) & report.drivers["gap"].notna()]
+    (bars,) = chart.figure["data"]
+    assert bars["x"] == [pytest.approx(g) for g in rows["gap"]]
+    assert [g + h for g, h in zip(bars["x"], bars["error_x"]["array"], strict=True)] == [
+        pytest.approx(v) for v in rows["ci_high"]
+    ]
+    assert [g - lo for g, lo in zip(bars["x"], bars["error_x"]["arrayminus"], strict=True)] == [
+        pytest.approx(v) for v in rows["ci_low"]
+    ]
+    assert voice_view.fix_first_table(report.fix_first).columns[0] == "order"

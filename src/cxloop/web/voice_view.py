@@ -117,3 +117,99 @@ def sparkline(values: Sequence[float | None]) -> str:
     from cxloop.web.charts import sparkline_points
 
     return sparkline_points(list(values))
+
+
+# -- themes: trends, emerging issues, what changed, key drivers (the pages follow the themes module)
+
+
+def theme_trend_chart(
+    trends: pd.DataFrame,
+    *,
+    measure: str = "share",
+    chart_id: str = "theme-trends",
+    title: str = "",
+    csv_href: str | None = None,
+) -> Chart:
+    """One line per theme of ``measure`` (``share`` %, ``texts`` or ``sentiment``) per period,
+    from :func:`cxloop.voice.trends.theme_trends` rows; the table holds every column."""
+    y_titles = {"share": "% of texts", "texts": "texts", "sentiment": "mean sentiment (-1 to 1)"}
+    series = [
+        (str(label), [period_label(p) for p in group["period"]], [plain(v) for v in group[measure]])
+        for (_, label), group in trends.groupby(["theme_id", "label"], sort=False)
+    ]
+    return line_chart(
+        chart_id,
+        title or f"Themes: {measure} per period",
+        series,
+        table=Table.from_frame(trends),
+        y_title=y_titles.get(measure, measure),
+        csv_href=csv_href,
+    )
+
+
+def theme_sparklines(trends: pd.DataFrame, measure: str = "texts") -> dict[str, str]:
+    """Each theme's ``measure`` over the periods as an SVG polyline's points, by theme id."""
+    return {
+        str(theme): sparkline([plain(v) for v in group.sort_values("period")[measure]])
+        for theme, group in trends.groupby("theme_id", sort=False)
+    }
+
+
+EMERGING_COLUMNS = ["period", "theme_id", "label", "status", "texts", "share", "baseline_share", "lift",
+                    "p_value", "q_value"]  # fmt: skip
+CHANGE_COLUMNS = ["rank", "theme_id", "label", "direction", "previous_texts", "texts", "previous_share",
+                  "share", "change", "q_value", "significant"]  # fmt: skip
+DRIVER_COLUMNS = ["segment", "metric", "rank", "theme_id", "label", "n_with", "n_without", "with_value",
+                  "without_value", "gap", "ci_low", "ci_high", "significant", "detractors_with", "detractors",
+                  "detractor_share", "priority", "note"]  # fmt: skip
+FIX_FIRST_COLUMNS = ["order", "segment", "theme_id", "label", "metric", "gap", "ci_low", "ci_high",
+                     "detractors_with", "detractors", "detractor_share", "priority"]  # fmt: skip
+
+
+def emerging_table(emerging: pd.DataFrame) -> Table:
+    """The emerging issues, newest period first, most significant first within it."""
+    if len(emerging):
+        emerging = emerging.sort_values(["period", "q_value"], ascending=[False, True])
+    return Table.from_frame(emerging, [c for c in EMERGING_COLUMNS if c in emerging.columns])
+
+
+def changes_table(changes: pd.DataFrame) -> Table:
+    """What changed in the last period against the one before, by rank."""
+    return Table.from_frame(changes, [c for c in CHANGE_COLUMNS if c in changes.columns])
+
+
+def drivers_chart(
+    drivers: pd.DataFrame, *, metric: str, segment: str = "all", csv_href: str | None = None
+) -> Chart:
+    """Each theme's score gap (with − without) for ``metric`` with its interval as error bars,
+    by rank; themes without a gap (too few answers) are in the table only."""
+    rows = drivers[(drivers["metric"] == metric) & (drivers["segment"] == segment)]
+    shown = rows[rows["gap"].notna()]
+    gap = [float(v) for v in shown["gap"]]
+    high = [float(h) - g for h, g in zip(shown["ci_high"], gap, strict=True)]
+    low = [g - float(lo) for lo, g in zip(shown["ci_low"], gap, strict=True)]
+    labels = [str(v) for v in shown["label"]]
+    title = f"{metric}: gap with each theme (with − without), 95% interval"
+    figure = {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": labels,
+                "x": gap,
+                "error_x": {"type": "data", "symmetric": False, "array": high, "arrayminus": low},
+                "marker": {"color": ["#D55E00" if g < 0 else "#009E73" for g in gap]},
+            }
+        ],
+        "layout": {
+            **layout(title, x_title=f"{metric} gap", height=max(280, 28 * len(labels) + 100)),
+            "hovermode": "closest",
+            "yaxis": {"autorange": "reversed", "automargin": True},
+        },
+    }
+    table = Table.from_frame(rows, [c for c in DRIVER_COLUMNS if c in rows.columns])
+    return Chart(f"drivers-{metric}", title, figure, table, csv_href, empty=not labels)
+
+
+def fix_first_table(fix_first: pd.DataFrame) -> Table:
+    return Table.from_frame(fix_first, [c for c in FIX_FIRST_COLUMNS if c in fix_first.columns])
