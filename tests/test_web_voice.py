@@ -27,8 +27,9 @@ from cxloop.voice.sales import item_trends, top_items
 from cxloop.voice.sentiment import corpus_sentiment, summary
 from cxloop.web import accounts
 from cxloop.web.app import create_app
+from cxloop.web.auth import route_access
 from cxloop.web.charts import Table
-from cxloop.web.roles import Role
+from cxloop.web.roles import Capability, Role
 from cxloop.web.settings import WebSettings
 
 AS_OF = dt.datetime(2026, 1, 1)
@@ -316,3 +317,29 @@ def test_drivers_chart_shows_each_gap_with_its_interval(demo: Store) -> None:
         pytest.approx(v) for v in rows["ci_low"]
     ]
     assert voice_view.fix_first_table(report.fix_first).columns[0] == "order"
+
+
+VOICE_ROUTES = {
+    ("GET", "/api/v1/voice/sentiment"): Capability.DASHBOARDS_READ,
+    ("GET", "/api/v1/voice/sentiment/texts"): Capability.DATA_READ,
+    ("GET", "/api/v1/sales/top"): Capability.DASHBOARDS_READ,
+    ("GET", "/api/v1/sales/trends"): Capability.DASHBOARDS_READ,
+    ("GET", "/api/v1/sales/baskets"): Capability.DASHBOARDS_READ,
+    ("GET", "/api/v1/competitors"): Capability.DASHBOARDS_READ,
+    ("GET", "/voice"): Capability.DASHBOARDS_READ,
+    ("GET", "/voice/competitors"): Capability.DASHBOARDS_READ,
+    ("GET", "/sales"): Capability.DASHBOARDS_READ,
+}
+
+
+def test_voice_routes_require_their_capability(demo: Store) -> None:
+    """Aggregates for every role that reads dashboards; the texts, with customer ids, are data
+    (the route × role matrix in test_web_roles.py then checks each role against these)."""
+    app = create_app(demo, WebSettings(database_url=demo.url), clock=lambda: T0)
+    declared = {
+        (method, r.path): {str(q) for q in r.requirements}
+        for r in route_access(app)
+        for method in r.methods
+        if (method, r.path) in VOICE_ROUTES
+    }
+    assert declared == {route: {capability.value} for route, capability in VOICE_ROUTES.items()}
