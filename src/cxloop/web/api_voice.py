@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 import pandas as pd
@@ -73,7 +74,67 @@ def kept(cache: MetricsCache, key: Hashable, compute: Callable[[], T]) -> T:
 # -- computations shared with the pages (cxloop.web.pages_voice) ----------------------------------
 
 
-def sentiment_frame(
+def _corpus_sentiment(
+    store: Store,
+    clock: Callable[[], dt.datetime],
+    *,
+    kinds: tuple[str, ...],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    brands: str,
+    model: str,
+) -> pd.DataFrame:
+    """:func:`cxloop.voice.sentiment.corpus_sentiment` as ``cxloop voice sentiment`` calls it."""
+    from cxloop.voice.corpus import KINDS
+    from cxloop.voice.sentiment import SentimentModel, corpus_sentiment
+
+    chosen = SentimentModel() if model == "vader" else None
+    return corpus_sentiment(
+        store,
+        kinds=kinds or KINDS,
+        start=start,
+        end=end,
+        competitors=BRANDS[brands],
+        model=chosen,
+        clock=clock,
+    )
+
+
+@dataclass(frozen=True)
+class SentimentSummaries:
+    """The sentiment summaries of one set of texts, one per grouping (the texts are not kept)."""
+
+    model: str
+    texts: int
+    by: dict[tuple[str, ...], pd.DataFrame]
+
+
+def sentiment_summaries(
+    store: Store,
+    cache: MetricsCache,
+    clock: Callable[[], dt.datetime],
+    groupings: tuple[tuple[str, ...], ...] = (("kind", "source"),),
+    *,
+    kinds: tuple[str, ...] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    brands: str = "all",
+    model: str = "store",
+) -> SentimentSummaries:
+    """:func:`cxloop.voice.sentiment.summary` of the texts per grouping, kept until the next
+    import (the scored texts themselves are not kept in memory: only their summaries)."""
+    from cxloop.voice.sentiment import summary
+
+    def compute() -> SentimentSummaries:
+        frame = _corpus_sentiment(store, clock, kinds=kinds, start=start, end=end, brands=brands, model=model)
+        return SentimentSummaries(
+            str(frame.attrs.get("model", "")), len(frame), {by: summary(frame, by=by) for by in groupings}
+        )
+
+    return kept(cache, ("voice.sentiment", groupings, kinds, start, end, brands, model), compute)
+
+
+def sentiment_texts_frame(
     store: Store,
     cache: MetricsCache,
     clock: Callable[[], dt.datetime],
@@ -84,24 +145,13 @@ def sentiment_frame(
     brands: str = "all",
     model: str = "store",
 ) -> pd.DataFrame:
-    """:func:`cxloop.voice.sentiment.corpus_sentiment` as ``cxloop voice sentiment`` calls it."""
-    from cxloop.voice.corpus import KINDS
-    from cxloop.voice.sentiment import SentimentModel, corpus_sentiment
+    """Each text with its sentiment (the columns of ``--texts``), kept until the next import."""
 
     def compute() -> pd.DataFrame:
-        chosen = SentimentModel() if model == "vader" else None
-        return corpus_sentiment(
-            store, kinds=kinds or KINDS, start=start, end=end, competitors=BRANDS[brands], model=chosen,
-            clock=clock,
-        )  # fmt: skip
+        frame = _corpus_sentiment(store, clock, kinds=kinds, start=start, end=end, brands=brands, model=model)
+        return frame.reindex(columns=TEXT_COLUMNS)
 
-    return kept(cache, ("voice.sentiment", kinds, start, end, brands, model), compute)
-
-
-def sentiment_summary(frame: pd.DataFrame, by: tuple[str, ...] = ("kind", "source")) -> pd.DataFrame:
-    from cxloop.voice.sentiment import summary
-
-    return summary(frame, by=by)
+    return kept(cache, ("voice.sentiment.texts", kinds, start, end, brands, model), compute)
 
 
 def sales_top(store: Store, cache: MetricsCache, **options: Any) -> pd.DataFrame:
@@ -264,11 +314,12 @@ def sentiment(
 ) -> SentimentSummary:
     """Sentiment per text kind and source (or brand, language): n, shares positive, neutral and
     negative, mean score. Only texts never scored by the model are scored."""
-    frame = sentiment_frame(
-        store, cache, clock, kinds=tuple(kind or ()), start=start, end=end, brands=brands, model=model
-    )
-    rows = sentiment_summary(frame, tuple(dict.fromkeys(by or ("kind", "source"))))
-    return SentimentSummary(model=str(frame.attrs.get("model", "")), rows=records(rows))
+    grouping = tuple(dict.fromkeys(by or ("kind", "source")))
+    found = sentiment_summaries(
+        store, cache, clock, (grouping,), kinds=tuple(kind or ()), start=start, end=end, brands=brands,
+        model=model,
+    )  # fmt: skip
+    return SentimentSummary(model=found.model, rows=records(found.by[grouping]))
 
 
 @router.get(
@@ -292,12 +343,12 @@ def sentiment_texts(
     offset: Offset = 0,
 ) -> SentimentTexts:
     """Each text with its language, sentiment score and label, in corpus order (customer-level)."""
-    frame = sentiment_frame(
+    frame = sentiment_texts_frame(
         store, cache, clock, kinds=tuple(kind or ()), start=start, end=end, brands=brands, model=model
     )
     if label is not None:
         frame = frame[frame["sentiment_label"] == label]
-    page = frame.reindex(columns=TEXT_COLUMNS).iloc[offset : offset + limit]
+    page = frame.iloc[offset : offset + limit]
     return SentimentTexts(items=records(page), total=len(frame), limit=limit, offset=offset)
 
 

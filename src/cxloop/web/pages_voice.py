@@ -22,8 +22,7 @@ from cxloop.web.api_voice import (
     sales_baskets,
     sales_top,
     sales_trends,
-    sentiment_frame,
-    sentiment_summary,
+    sentiment_summaries,
 )
 from cxloop.web.auth import require
 from cxloop.web.charts import Table
@@ -60,24 +59,24 @@ def voice_page(
     """Sentiment per source and per brand."""
     context: dict[str, Any] = {"title": "Voice of the customer", "error": None}
     try:
-        frame = sentiment_frame(store, cache, clock)
+        found = sentiment_summaries(store, cache, clock, (("kind", "source"), ("brand",)))
     except Problem as exc:
         context["error"] = exc.detail
         return _page(request, "voice.html", context)
     href = {name: "/voice" + query_string({"download": name}) for name in ("sources", "brands")}
     charts = [
         voice_view.sentiment_chart(
-            sentiment_summary(frame, ("kind", "source")), ("kind", "source"), chart_id="sources",
+            found.by[("kind", "source")], ("kind", "source"), chart_id="sources",
             title="Sentiment per source", csv_href=href["sources"],
         ),
         voice_view.sentiment_chart(
-            sentiment_summary(frame, ("brand",)), ("brand",), chart_id="brands",
+            found.by[("brand",)], ("brand",), chart_id="brands",
             title="Sentiment per brand", csv_href=href["brands"],
         ),
     ]  # fmt: skip
     if download:
         return _download({"sources": charts[0].table, "brands": charts[1].table}, download, "voice")
-    context.update(charts=charts, texts=len(frame), model=frame.attrs.get("model", ""))
+    context.update(charts=charts, texts=found.texts, model=found.model)
     return _page(request, "voice.html", context)
 
 
