@@ -80,7 +80,20 @@ def state(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from cxloop.cli import db, demo, export, importing, metrics, presets, serve, status, users, value, voice
+    from cxloop.cli import (
+        db,
+        demo,
+        export,
+        importing,
+        metrics,
+        presets,
+        serve,
+        status,
+        surveys,
+        users,
+        value,
+        voice,
+    )
 
     app.add_typer(db.app, name="db")
     app.add_typer(importing.app, name="import")
@@ -97,6 +110,7 @@ def _register() -> None:
     app.add_typer(users.app, name="users")
     app.add_typer(users.tokens_app, name="tokens")
     app.add_typer(value.app, name="value")
+    app.add_typer(surveys.app, name="surveys")
     app.add_typer(voice.app, name="voice")
     from cxloop.cli import competitors, sales
 

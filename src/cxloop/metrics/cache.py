@@ -63,11 +63,17 @@ __all__ = ["CacheStats", "MetricsCache", "store_fingerprint"]
 
 def store_fingerprint(store: Store) -> Hashable:
     """What changes whenever the store's business data does: (imports recorded, latest
-    ``finished_at``). One small query."""
-    imports = schema.imports
+    ``finished_at``, survey replies, writes to them). One small query: answers given on cxloop's
+    own survey pages change it at once (``survey_replies.revision``, see cxloop.surveys.answers)."""
+    imports, replies = schema.imports, schema.survey_replies
+    latest_import = sa.select(sa.func.count(), sa.func.max(imports.c.finished_at)).subquery()
+    answers = sa.select(
+        sa.func.count().label("replies"), sa.func.coalesce(sa.func.sum(replies.c.revision), 0).label("writes")
+    ).subquery()
     with store.engine.connect() as conn:
-        count, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(imports.c.finished_at))).one()
-    return int(count), latest
+        both = latest_import.join(answers, sa.true())  # one row each: one row
+        count, latest, n_replies, writes = conn.execute(sa.select(both)).one()
+    return int(count), latest, int(n_replies), int(writes)
 
 
 @dataclass

@@ -366,3 +366,72 @@ sentiment_models = sa.Table(
     sa.Column("details", sa.Text, nullable=False, comment="JSON: labelled texts per language, options"),
     sa.Column("data", sa.LargeBinary, nullable=False, comment="NumPy .npz of plain arrays, no pickles"),
 )
+
+
+# Surveys run by cxloop itself (migration 0008): definitions and their versions, answer links,
+# and each reply's progress. The answers themselves go to survey_responses (source 'cxloop').
+surveys = sa.Table(
+    "surveys",
+    metadata,
+    sa.Column("survey_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False, comment="draft | live | closed"),
+    sa.Column("version", sa.Integer, nullable=False, comment="The current version, answered from now on"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+survey_versions = sa.Table(
+    "survey_versions",
+    metadata,
+    sa.Column("survey_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("definition", sa.Text, nullable=False, comment="JSON, as validated"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("created_by", sa.Text, comment="The user's id"),
+)
+
+survey_links = sa.Table(
+    "survey_links",
+    metadata,
+    sa.Column("link_id", sa.Text, primary_key=True),
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True, comment="SHA-256 of the URL's token"),
+    sa.Column("survey_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False, comment="personal | public"),
+    sa.Column("customer_id", sa.Text, comment="NULL for a public link"),
+    sa.Column("channel", sa.Text),
+    sa.Column("form_token", sa.Text, nullable=False, comment="Must come back with each answer"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime),
+    sa.Column("opened_at", sa.DateTime, comment="First time the answer page was viewed"),
+    sa.Index("ix_survey_links_survey_id", "survey_id"),
+    comment="Answer links; the token itself is never stored",
+)
+
+survey_replies = sa.Table(
+    "survey_replies",
+    metadata,
+    sa.Column("reply_id", sa.Text, primary_key=True, comment="survey_responses.response_id"),
+    sa.Column("survey_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("link_id", sa.Text),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("channel", sa.Text),
+    sa.Column("language", sa.Text),
+    sa.Column("started_at", sa.DateTime, nullable=False, comment="When the score was given"),
+    sa.Column("completed_at", sa.DateTime),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("editable_until", sa.DateTime, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False, comment="Writes so far; in the data fingerprint"),
+    sa.Index("ix_survey_replies_survey_id", "survey_id"),
+    comment="Each answer's progress: started (score), completed (the rest), which version",
+)
+
+survey_limits = sa.Table(
+    "survey_limits",
+    metadata,
+    sa.Column("key", sa.Text, nullable=False, comment="<link_id>:ip:<address>"),
+    sa.Column("answered_at", sa.DateTime, nullable=False),
+    sa.Index("ix_survey_limits_key_answered_at", "key", "answered_at"),
+    comment="Recent answers through public links, for rate limiting across server processes",
+)

@@ -21,12 +21,16 @@ from cxloop.config import Settings
 from cxloop.metrics.cache import MetricsCache, store_fingerprint
 from cxloop.recent import Recent, RecentMap
 from cxloop.store.store import Store
+from cxloop.surveys.answers import PublicLimits
+from cxloop.surveys.versions import DefinitionCache
+from cxloop.surveys.writer import GroupCommit
 from cxloop.web import (
     api,
     api_customers,
     api_exports,
     api_imports,
     api_metrics,
+    api_surveys,
     api_value,
     api_voice,
     errors,
@@ -35,8 +39,10 @@ from cxloop.web import (
     pages_dashboard,
     pages_imports,
     pages_settings,
+    pages_surveys,
     pages_value,
     pages_voice,
+    survey_answer,
 )
 from cxloop.web.accounts import utcnow
 from cxloop.web.auth import declare_public_mount
@@ -63,6 +69,8 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         app.state.import_runner.shutdown()  # waits for a running import; fails the queued ones
+        if app.state.survey_transact is not None:
+            app.state.survey_transact.close()  # commits the answers queued
         if getattr(app.state, "owns_store", False):
             app.state.store.close()
 
@@ -86,6 +94,11 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
         store, web, app.state.clock, on_imported=fingerprint.forget
     )
     app.state.templates = make_templates()
+    # Surveys: an answer changes the data at once for this process (cxloop.surveys.answers).
+    app.state.forget_data_fingerprint = fingerprint.forget
+    app.state.survey_definitions = DefinitionCache(store)
+    app.state.survey_limits = PublicLimits()
+    app.state.survey_transact = GroupCommit(store) if store.dialect == "duckdb" else None
     app.state.business_settings = RecentSettings(store)
     # Metric results until the next import (docs/metrics.md, "Caching"); the API and pages share it.
     app.state.metrics_cache = MetricsCache(
@@ -99,6 +112,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     add_nav(app, "Customers", "/customers", Capability.DATA_READ)
     add_nav(app, "Value", "/value", Capability.DASHBOARDS_READ)
     add_nav(app, "Voice", "/voice", Capability.DASHBOARDS_READ)
+    add_nav(app, "Surveys", "/surveys", Capability.DASHBOARDS_READ)
     add_nav(app, "Imports", "/imports", Capability.IMPORTS_RUN)
     add_nav(app, "Settings", "/settings", Capability.SETTINGS_MANAGE)
     add_nav(app, "Users", "/admin/users", Capability.USERS_MANAGE)
@@ -110,6 +124,8 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(pages_imports.router)
     app.include_router(pages_settings.router)
     app.include_router(pages_value.router)
+    app.include_router(pages_surveys.router)
+    app.include_router(survey_answer.router)
     app.include_router(pages_voice.router)
     app.include_router(api.router)
     app.include_router(api_metrics.router)
@@ -117,6 +133,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(api_exports.router)
     app.include_router(api_imports.router)
     app.include_router(api_value.router)
+    app.include_router(api_surveys.router)
     app.include_router(api_voice.router)
     app.include_router(api.system)
     declare_public_mount(app, "/static", StaticFiles(directory=STATIC), name="static")

@@ -34,6 +34,8 @@ class Capability(StrEnum):
     """Propose and comment improvement ideas."""
     LESSONS_WRITE = "lessons.write"
     """Record lessons learned."""
+    SURVEYS_MANAGE = "surveys.manage"
+    """Define surveys, open and close them, make answer links."""
     SETTINGS_MANAGE = "settings.manage"
     """Business settings: time zone, currency."""
     USERS_MANAGE = "users.manage"
