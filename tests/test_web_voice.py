@@ -329,6 +329,10 @@ VOICE_ROUTES = {
     ("GET", "/voice"): Capability.DASHBOARDS_READ,
     ("GET", "/voice/competitors"): Capability.DASHBOARDS_READ,
     ("GET", "/sales"): Capability.DASHBOARDS_READ,
+    ("GET", "/api/v1/voice/trends"): Capability.DASHBOARDS_READ,
+    ("GET", "/api/v1/voice/drivers"): Capability.DASHBOARDS_READ,
+    ("GET", "/voice/trends"): Capability.DASHBOARDS_READ,
+    ("GET", "/voice/drivers"): Capability.DASHBOARDS_READ,
 }
 
 
@@ -343,3 +347,93 @@ def test_voice_routes_require_their_capability(demo: Store) -> None:
         if (method, r.path) in VOICE_ROUTES
     }
     assert declared == {route: {capability.value} for route, capability in VOICE_ROUTES.items()}
+
+
+# -------------------------------------------------------------------------------- trends and drivers
+
+
+@pytest.fixture(scope="module")
+def themed(demo: Store) -> Iterator[TestClient]:
+    """The app with a theme assigner (keyword rules; the themes module sets its own)."""
+    app = create_app(demo, WebSettings(database_url=demo.url), clock=lambda: T0)
+    app.state.theme_assigner = keyword_themes
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_without_themes_trends_and_drivers_say_so(
+    client: TestClient, demo: Store, viewer: dict[str, str]
+) -> None:
+    for url in ("/api/v1/voice/trends", "/api/v1/voice/drivers"):
+        response = client.get(url, headers=viewer)
+        assert response.status_code == 422 and "no themes yet" in response.json()["detail"]
+    for path in ("/voice/trends", "/voice/drivers"):
+        page = signed_in(client, demo, Role.VIEWER).get(path)
+        assert page.status_code == 200 and "no themes yet" in page.text
+
+
+def test_trends_and_drivers_are_the_librarys(themed: TestClient, demo: Store, viewer: dict[str, str]) -> None:
+    from cxloop.voice.drivers import store_key_drivers
+    from cxloop.voice.trends import store_trend_report
+
+    report = store_trend_report(demo, assign=keyword_themes, as_of=AS_OF, grain="month", periods=6)
+    body = ok(themed.get("/api/v1/voice/trends?grain=month&periods=6&as_of=2026-01-01", headers=viewer))
+    assert body["trends"] == plain(records(report.trends))
+    assert body["emerging"] == plain(records(report.emerging))
+    assert body["changes"] == plain(records(report.changes)) and body["notes"] == list(report.notes)
+
+    drivers = store_key_drivers(demo, assign=keyword_themes, as_of=AS_OF, by_segment=True, min_n=5)
+    body = ok(
+        themed.get("/api/v1/voice/drivers?by_segment=true&min_answers=5&as_of=2026-01-01", headers=viewer)
+    )
+    assert body["drivers"] == plain(records(drivers.drivers))
+    assert body["fix_first"] == plain(records(drivers.fix_first))
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/v1/voice/trends?grain=day", "query.grain"),
+        ("/api/v1/voice/trends?periods=0", "query.periods"),
+        ("/api/v1/voice/drivers?min_answers=1", "query.min_answers"),
+        ("/api/v1/voice/drivers?segment=smb&by_segment=true", "query.segment"),
+        ("/api/v1/voice/drivers?segmnet=smb", "query.segmnet"),
+    ],
+)
+def test_bad_theme_parameters_are_422(
+    themed: TestClient, viewer: dict[str, str], url: str, parameter: str
+) -> None:
+    response = themed.get(url, headers=viewer)
+    assert response.status_code == 422, response.text
+    assert parameter in response.json()["detail"]
+
+
+def test_trend_and_driver_pages_draw_escaped_themes(themed: TestClient, demo: Store) -> None:
+    c = signed_in(themed, demo, Role.VIEWER)
+    for path, chart in [
+        ("/voice/trends?grain=month", "share"),
+        ("/voice/drivers", "drivers-"),
+        ("/voice", "brands"),
+    ]:
+        page = c.get(path)
+        assert page.status_code == 200, page.text
+        assert f'data-chart="{chart}' in page.text and "<table" in page.text
+        assert "Delivery <b>" not in page.text and "Delivery &lt;b&gt;" in page.text
+    assert "What changed" in c.get("/voice").text
+    segment = _segments_of(demo)[0]
+    page = c.get(f"/voice/drivers?segment={segment}")
+    assert page.status_code == 200 and f'<option value="{segment}" selected>' in page.text
+    assert "not in the data" in c.get("/voice/drivers?segment=nobody").text
+    for path, first in [
+        ("/voice/trends?download=emerging", "period,theme_id,label,status"),
+        ("/voice/trends?download=changes", "rank,theme_id,label"),
+        ("/voice/drivers?download=fix", "order,segment,theme_id"),
+    ]:
+        response = c.get(path)
+        assert response.status_code == 200 and response.text.startswith(first), (path, response.text[:80])
+
+
+def _segments_of(store: Store) -> list[str]:
+    with store.engine.connect() as conn:
+        found = conn.execute(sa.text("SELECT DISTINCT segment FROM customers WHERE segment IS NOT NULL"))
+        return sorted(str(r[0]) for r in found)

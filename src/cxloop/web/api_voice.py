@@ -28,6 +28,8 @@ from cxloop.metrics.cache import MetricsCache
 from cxloop.metrics.frames import records
 from cxloop.metrics.source import store_source
 from cxloop.store.store import Store
+from cxloop.voice.drivers import DriversReport
+from cxloop.voice.trends import Assign, TrendReport
 from cxloop.web.api_metrics import as_of_or_now
 from cxloop.web.auth import require
 from cxloop.web.deps import ClockDep, StoreDep
@@ -466,3 +468,162 @@ def competitors(
         kinds=tuple(kind or ("review", "post")),
     )  # fmt: skip
     return Rows(rows=records(frame))
+
+
+# -- routes: theme trends and key drivers ----------------------------------------------------------
+
+
+def theme_assigner(request: Request) -> Assign:
+    """How texts are themed (:data:`cxloop.voice.trends.Assign`): ``app.state.theme_assigner``,
+    which the themes module sets; until then trends and drivers are a 422 saying so. A new
+    assigner (a changed taxonomy) is a new cache key, so results follow it at once."""
+    assign: Assign | None = getattr(request.app.state, "theme_assigner", None)
+    if assign is None:
+        raise Problem(
+            422, detail="no themes yet: texts must be themed before trends and drivers can be shown"
+        )
+    return assign
+
+
+AssignDep = Annotated[Assign, Depends(theme_assigner)]
+
+
+def trend_report(
+    store: Store,
+    cache: MetricsCache,
+    assign: Assign,
+    *,
+    as_of: dt.datetime,
+    kinds: tuple[str, ...] = (),
+    grain: str = "week",
+    start: dt.datetime | None = None,
+    partial: bool = False,
+    periods: int | None = None,
+) -> TrendReport:
+    """:func:`cxloop.voice.trends.store_trend_report` as ``cxloop voice trends`` calls it."""
+    from cxloop.voice.corpus import KINDS
+    from cxloop.voice.trends import store_trend_report
+
+    shown = periods or (26 if grain == "week" else 12)
+
+    def compute() -> TrendReport:
+        return store_trend_report(
+            store, assign=assign, as_of=as_of, kinds=kinds or KINDS, grain=grain, start=start,
+            include_partial=partial, periods=shown,
+        )  # fmt: skip
+
+    return kept(cache, ("voice.trends", assign, as_of, kinds, grain, start, partial, shown), compute)
+
+
+def drivers_report(
+    store: Store,
+    cache: MetricsCache,
+    assign: Assign,
+    *,
+    as_of: dt.datetime,
+    start: dt.datetime | None = None,
+    segment: str | None = None,
+    by_segment: bool = False,
+    min_answers: int = 10,
+) -> DriversReport:
+    """:func:`cxloop.voice.drivers.store_key_drivers` as ``cxloop voice drivers`` calls it."""
+    from cxloop.voice.drivers import store_key_drivers
+
+    def compute() -> DriversReport:
+        return store_key_drivers(
+            store, assign=assign, as_of=as_of, start=start, segment=segment, by_segment=by_segment,
+            min_n=min_answers,
+        )  # fmt: skip
+
+    return kept(cache, ("voice.drivers", assign, as_of, start, segment, by_segment, min_answers), compute)
+
+
+class Trends(BaseModel):
+    """``cxloop voice trends --json``."""
+
+    grain: str = Field(examples=["week"])
+    as_of: dt.datetime = Field(examples=["2026-01-01T00:00:00"])
+    trends: list[dict[str, Any]] = Field(
+        description="Per period and theme: texts, total, share (%), sentiment",
+        examples=[[{"period": "2025-12-22T00:00:00", "theme_id": "delivery", "label": "Delivery", "texts": 41,
+                    "total": 310, "share": 13.2, "sentiment": -0.41}]],
+    )  # fmt: skip
+    emerging: list[dict[str, Any]] = Field(description="Spikes and new themes against their own past")
+    changes: list[dict[str, Any]] = Field(description="What changed in the last period, by rank")
+    notes: list[str]
+
+
+class Drivers(BaseModel):
+    """``cxloop voice drivers --json``."""
+
+    as_of: dt.datetime = Field(examples=["2026-01-01T00:00:00"])
+    fix_first: list[dict[str, Any]] = Field(
+        examples=[[{"order": 1, "segment": "all", "theme_id": "delivery", "label": "Delivery",
+                    "metric": "nps", "gap": -38.2, "ci_low": -47.0, "ci_high": -29.4, "detractor_share": 31.0,
+                    "priority": 11.8}]],
+    )  # fmt: skip
+    drivers: list[dict[str, Any]] = Field(description="Every (segment, metric, theme) with and without")
+    notes: list[str]
+
+
+@router.get(
+    "/voice/trends", tags=["voice"], dependencies=AGGREGATES, responses=problem_responses(401, 403, 422)
+)
+def voice_trends(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    assign: AssignDep,
+    kind: Kinds = None,
+    grain: Annotated[
+        Literal["week", "month"], Query(description="week (Monday to Sunday, UTC) or month")
+    ] = "week",
+    periods: Annotated[
+        int | None, Query(ge=1, le=520, description="Show the last N periods (default 26 weeks or 12 months)")
+    ] = None,
+    start: From = None,
+    partial: Annotated[bool, Query(description="Include the period as_of falls in")] = False,
+    as_of: AsOf = None,
+) -> Trends:
+    """Theme volume, share and sentiment per period, the emerging issues and what changed in the
+    last period (our brand's texts)."""
+    moment = _moment(as_of, clock)
+    report = trend_report(
+        store, cache, assign, as_of=moment, kinds=tuple(kind or ()), grain=grain, start=start,
+        partial=partial, periods=periods,
+    )  # fmt: skip
+    return Trends(
+        grain=report.grain, as_of=moment, trends=records(report.trends), emerging=records(report.emerging),
+        changes=records(report.changes), notes=list(report.notes),
+    )  # fmt: skip
+
+
+@router.get(
+    "/voice/drivers", tags=["voice"], dependencies=AGGREGATES, responses=problem_responses(401, 403, 422)
+)
+def voice_drivers(
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    assign: AssignDep,
+    segment: Annotated[str | None, Query(description="Only the answers of this customer segment")] = None,
+    by_segment: Annotated[bool, Query(description="Overall, then each customer segment")] = False,
+    start: From = None,
+    min_answers: Annotated[int, Query(ge=2, description="Answers needed with and without a theme")] = 10,
+    as_of: AsOf = None,
+) -> Drivers:
+    """Key drivers: NPS, CSAT and rating with and without each theme (gap, 95% interval), the
+    share of detractors each theme accounts for, and the issues to fix first."""
+    if segment is not None and by_segment:
+        raise Problem(422, detail="query.segment: use segment or by_segment, not both")
+    moment = _moment(as_of, clock)
+    report = drivers_report(
+        store, cache, assign, as_of=moment, start=start, segment=segment, by_segment=by_segment,
+        min_answers=min_answers,
+    )  # fmt: skip
+    return Drivers(
+        as_of=moment,
+        fix_first=records(report.fix_first),
+        drivers=records(report.drivers),
+        notes=list(report.notes),
+    )

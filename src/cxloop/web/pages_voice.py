@@ -15,14 +15,17 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from cxloop.errors import CxloopError
+from cxloop.voice.trends import Assign
 from cxloop.web import voice_view
 from cxloop.web.api_voice import (
     CacheDep,
     competitor_frame,
+    drivers_report,
     sales_baskets,
     sales_top,
     sales_trends,
     sentiment_summaries,
+    trend_report,
 )
 from cxloop.web.auth import require
 from cxloop.web.charts import Table
@@ -76,7 +79,19 @@ def voice_page(
     ]  # fmt: skip
     if download:
         return _download({"sources": charts[0].table, "brands": charts[1].table}, download, "voice")
-    context.update(charts=charts, texts=found.texts, model=found.model)
+    context.update(charts=charts, texts=found.texts, model=found.model, themes_error=NO_THEMES)
+    assign = _assigner(request)
+    if assign is not None:
+        try:
+            report = trend_report(store, cache, assign, as_of=clock(), grain="week")
+        except Problem as exc:
+            context["themes_error"] = exc.detail
+        else:
+            context.update(
+                themes_error=None,
+                emerging=voice_view.rows_of(voice_view.emerging_table(report.emerging))[:10],
+                changes=voice_view.rows_of(voice_view.changes_table(report.changes))[:10],
+            )
     return _page(request, "voice.html", context)
 
 
@@ -173,3 +188,126 @@ def sales_page(
         baskets_csv=href("baskets"),
     )
     return _page(request, "voice_sales.html", context)
+
+
+def _assigner(request: Request) -> Assign | None:
+    assign: Assign | None = getattr(request.app.state, "theme_assigner", None)
+    return assign
+
+
+NO_THEMES = "no themes yet: texts must be themed before trends and drivers can be shown"
+
+
+@router.get("/voice/trends")
+def trends_page(
+    request: Request,
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    who: Who,
+    grain: Literal["week", "month"] = "week",
+    download: Literal["trends", "emerging", "changes"] | None = None,
+) -> Response:
+    """Each theme's share and volume per week or month, the emerging issues, what changed."""
+    context: dict[str, Any] = {
+        "title": "Theme trends",
+        "error": None,
+        "grain": grain,
+        "grains": ["week", "month"],
+    }
+    assign = _assigner(request)
+    try:
+        if assign is None:
+            raise Problem(422, detail=NO_THEMES)
+        report = trend_report(store, cache, assign, as_of=clock(), grain=grain)
+    except Problem as exc:
+        context["error"] = exc.detail
+        return _page(request, "voice_trends.html", context)
+
+    def href(name: str) -> str:
+        return "/voice/trends" + query_string({"grain": grain, "download": name})
+
+    charts = [
+        voice_view.theme_trend_chart(report.trends, measure="share", chart_id="share",
+                                     title=f"Share of texts per theme, per {grain}", csv_href=href("trends")),
+        voice_view.theme_trend_chart(report.trends, measure="texts", chart_id="texts",
+                                     title=f"Texts per theme, per {grain}", csv_href=href("trends")),
+    ]  # fmt: skip
+    emerging = voice_view.emerging_table(report.emerging)
+    changes = voice_view.changes_table(report.changes)
+    if download:
+        return _download(
+            {"trends": charts[0].table, "emerging": emerging, "changes": changes}, download, "voice"
+        )
+    context.update(
+        charts=charts,
+        emerging=voice_view.rows_of(emerging),
+        changes=voice_view.rows_of(changes),
+        notes=list(report.notes),
+        emerging_csv=href("emerging"),
+        changes_csv=href("changes"),
+    )
+    return _page(request, "voice_trends.html", context)
+
+
+@router.get("/voice/drivers")
+def drivers_page(
+    request: Request,
+    store: StoreDep,
+    clock: ClockDep,
+    cache: CacheDep,
+    who: Who,
+    segment: str | None = None,
+    download: Literal["drivers", "fix"] | None = None,
+) -> Response:
+    """Each theme's score gap with its interval, the fix-first list, per customer segment."""
+    context: dict[str, Any] = {"title": "Key drivers", "error": None, "segment": segment or ""}
+    assign = _assigner(request)
+    try:
+        if assign is None:
+            raise Problem(422, detail=NO_THEMES)
+        segments = cache.get(("voice.segments",), lambda: _segments(store))
+        if segment and segment not in segments:
+            raise Problem(
+                422, detail=f"segment {segment!r} is not in the data; choose from {', '.join(segments)}"
+            )
+        report = drivers_report(store, cache, assign, as_of=clock(), segment=segment or None)
+    except Problem as exc:
+        context["error"] = exc.detail
+        return _page(request, "voice_drivers.html", context)
+
+    def href(name: str) -> str:
+        return "/voice/drivers" + query_string({"segment": segment or None, "download": name})
+
+    shown = segment or "all"
+    metrics = list(dict.fromkeys(report.drivers["metric"])) if len(report.drivers) else []
+    charts = [
+        voice_view.drivers_chart(report.drivers, metric=m, segment=_segment_label(report.drivers, shown),
+                                 csv_href=href("drivers"))
+        for m in metrics
+    ]  # fmt: skip
+    drivers = Table.from_frame(report.drivers)
+    fix = voice_view.fix_first_table(report.fix_first)
+    if download:
+        return _download({"drivers": drivers, "fix": fix}, download, "drivers")
+    context.update(
+        charts=charts, segments=segments, fix=voice_view.rows_of(fix), notes=list(report.notes),
+        fix_csv=href("fix"),
+    )  # fmt: skip
+    return _page(request, "voice_drivers.html", context)
+
+
+def _segment_label(drivers: Any, wanted: str) -> str:
+    """The ``segment`` value the report gives its rows (``all`` overall, else the segment)."""
+    values = list(dict.fromkeys(drivers["segment"])) if len(drivers) else []
+    return wanted if wanted in values else (values[0] if values else wanted)
+
+
+def _segments(store: Any) -> list[str]:
+    """The customer segments in the data, for the selector."""
+    from cxloop.metrics.source import store_source, to_pandas
+
+    with store_source(store) as source:
+        table = source.table("customers")
+        found = to_pandas(table.select(value=table["segment"]).filter(table["segment"].notnull()).distinct())
+    return sorted(str(v) for v in found["value"])
