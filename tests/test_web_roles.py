@@ -25,6 +25,8 @@ from cxloop.web.settings import WebSettings
 T0 = dt.datetime(2026, 1, 5, 9, 0)
 # Routes anyone may call, on purpose. Everything else must require a signed-in user.
 EXPECTED_PUBLIC = {"/login", "/healthz", "/api/v1/openapi.json", "/static", "/vendor"}
+# The opt-out link of survey mails (issue 7): the customer holds the token.
+EXPECTED_PUBLIC |= {"/s/opt-out/{token}"}
 # The survey answer pages (issue 7): anyone holding a link answers without signing in.
 EXPECTED_PUBLIC |= {"/s/{token}", "/s/{token}/more", "/s/{token}/thanks"}
 LOGIN_CSRF = "matrix-login-csrf"

@@ -110,6 +110,10 @@ def _register() -> None:
     app.add_typer(users.app, name="users")
     app.add_typer(users.tokens_app, name="tokens")
     app.add_typer(value.app, name="value")
+    from cxloop.cli import cases, surveys_send
+
+    app.add_typer(cases.app, name="cases")
+    surveys_send.register(surveys.app)
     app.add_typer(surveys.app, name="surveys")
     app.add_typer(voice.app, name="voice")
     from cxloop.cli import competitors, sales

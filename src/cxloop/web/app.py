@@ -26,6 +26,7 @@ from cxloop.surveys.versions import DefinitionCache
 from cxloop.surveys.writer import GroupCommit
 from cxloop.web import (
     api,
+    api_cases,
     api_customers,
     api_exports,
     api_imports,
@@ -35,6 +36,7 @@ from cxloop.web import (
     api_voice,
     errors,
     pages,
+    pages_cases,
     pages_customers,
     pages_dashboard,
     pages_imports,
@@ -113,6 +115,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     add_nav(app, "Value", "/value", Capability.DASHBOARDS_READ)
     add_nav(app, "Voice", "/voice", Capability.DASHBOARDS_READ)
     add_nav(app, "Surveys", "/surveys", Capability.DASHBOARDS_READ)
+    add_nav(app, "Cases", "/cases", Capability.CASES_OWN)
     add_nav(app, "Imports", "/imports", Capability.IMPORTS_RUN)
     add_nav(app, "Settings", "/settings", Capability.SETTINGS_MANAGE)
     add_nav(app, "Users", "/admin/users", Capability.USERS_MANAGE)
@@ -124,6 +127,7 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(pages_imports.router)
     app.include_router(pages_settings.router)
     app.include_router(pages_value.router)
+    app.include_router(pages_cases.router)
     app.include_router(pages_surveys.router)
     app.include_router(survey_answer.router)
     app.include_router(pages_voice.router)
@@ -133,6 +137,8 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     app.include_router(api_exports.router)
     app.include_router(api_imports.router)
     app.include_router(api_value.router)
+    app.include_router(api_cases.router)
+    app.include_router(api_cases.opt_outs)
     app.include_router(api_surveys.router)
     app.include_router(api_voice.router)
     app.include_router(api.system)
