@@ -585,3 +585,111 @@ themes = sa.Table(
     sa.Column("curated", sa.Boolean, nullable=False, comment="Changed by a user: label kept"),
     sa.Column("deleted", sa.Boolean, nullable=False),
 )
+
+
+# The closed loop and survey distribution (migration 0009): follow-up cases, their notes and
+# assignment rules; opt-outs, every mail sent or attempted, and triggers.
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.Text, primary_key=True, comment="K + 12 hex digits of the response's key"),
+    sa.Column("response_source", sa.Text, nullable=False),
+    sa.Column("response_id", sa.Text, nullable=False),
+    sa.Column("survey_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("reasons", sa.Text, nullable=False, comment="detractor, low_csat, negative_comment"),
+    sa.Column("kind", sa.Text, comment="The answer's kind: nps | csat | ces | custom"),
+    sa.Column("score", MONEY),
+    sa.Column("scale_min", sa.Integer),
+    sa.Column("scale_max", sa.Integer),
+    sa.Column("comment", sa.Text, comment="The answer's comment as written (untrusted text)"),
+    sa.Column("responded_at", sa.DateTime, nullable=False),
+    sa.Column("opened_at", sa.DateTime, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False, comment="The assignment rule that matched"),
+    sa.Column("assignee", sa.Text, comment="Lower-cased email of the person working it"),
+    sa.Column("sla_hours", sa.Integer, nullable=False),
+    sa.Column("due_at", sa.DateTime, nullable=False, comment="First follow-up due by: opened_at + SLA"),
+    sa.Column("status", sa.Text, nullable=False, comment="open | closed"),
+    sa.Column("first_contact_at", sa.DateTime),
+    sa.Column("closed_at", sa.DateTime),
+    sa.Column("closed_by", sa.Text),
+    sa.Column("outcome", sa.Text),
+    sa.Column("root_cause", sa.Text),
+    sa.Column("resurvey_delivery_id", sa.Text, comment="The re-survey sent on closing, if any"),
+    sa.UniqueConstraint("response_source", "response_id", name="uq_cases_response"),
+    sa.Index("ix_cases_status_due_at", "status", "due_at"),
+    comment="Follow-up cases of unhappy answers (the closed loop), one per response",
+)
+
+case_notes = sa.Table(
+    "case_notes",
+    metadata,
+    sa.Column("case_id", sa.Text, primary_key=True),
+    sa.Column("note_no", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("noted_at", sa.DateTime, nullable=False),
+    sa.Column("author", sa.Text, comment="Email of the user, or the command that wrote it"),
+    sa.Column("kind", sa.Text, nullable=False, comment="contact | note | closed"),
+    sa.Column("text", sa.Text, nullable=False),
+    comment="What was done on a case: contacts with the customer, notes, the closing",
+)
+
+case_rules = sa.Table(
+    "case_rules",
+    metadata,
+    sa.Column(
+        "position", sa.Integer, primary_key=True, autoincrement=False, comment="Rules are tried in this order"
+    ),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("segment", sa.Text, comment="Matches customers of this segment (NULL: any)"),
+    sa.Column("region", sa.Text, comment="Matches customers of this region (NULL: any)"),
+    sa.Column("team", sa.Text, comment="Round robin among the employees of this team"),
+    sa.Column("assignees", sa.Text, comment="Or among these emails, comma-separated"),
+    sa.Column("sla_hours", sa.Integer, nullable=False),
+    comment="Who works a new case and how soon: the first rule that matches the customer",
+)
+
+survey_optouts = sa.Table(
+    "survey_optouts",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("opted_out_at", sa.DateTime, nullable=False),
+    sa.Column("via", sa.Text, nullable=False, comment="link | api | cli | page"),
+    comment="Customers who asked never to be surveyed again: honoured for good",
+)
+
+survey_deliveries = sa.Table(
+    "survey_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.Text, primary_key=True),
+    sa.Column("survey_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("purpose", sa.Text, nullable=False, comment="invitation | reminder | resurvey"),
+    sa.Column("channel", sa.Text, nullable=False, comment="email"),
+    sa.Column("status", sa.Text, nullable=False, comment="pending | sent | failed | skipped"),
+    sa.Column("reason", sa.Text, comment="Why it failed or was skipped"),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_attempt_at", sa.DateTime),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("link", sa.Text, comment="The link mailed: survey_links.link_id (its token is never stored)"),
+    sa.Column("optout_hash", sa.Text, comment="SHA-256 of the mail's opt-out token"),
+    sa.Column("trigger_key", sa.Text, comment="trigger id:event id, once per event"),
+    sa.Column("parent_id", sa.Text, comment="The invitation a reminder follows"),
+    sa.UniqueConstraint("trigger_key", name="uq_survey_deliveries_trigger_key"),
+    sa.UniqueConstraint("optout_hash", name="uq_survey_deliveries_optout_hash"),
+    sa.Index("ix_survey_deliveries_survey_customer", "survey_id", "customer_id"),
+    comment="Every mail sent or attempted (invitations, reminders, re-surveys), with its outcome",
+)
+
+survey_triggers = sa.Table(
+    "survey_triggers",
+    metadata,
+    sa.Column("trigger_id", sa.Text, primary_key=True),
+    sa.Column("survey_id", sa.Text, nullable=False),
+    sa.Column("event", sa.Text, nullable=False, comment="order | ticket_resolved"),
+    sa.Column("delay_hours", sa.Integer, nullable=False),
+    sa.Column("starts_at", sa.DateTime, nullable=False, comment="Only events from this moment on"),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    comment="Send a survey some time after an order or a resolved ticket",
+)
