@@ -585,3 +585,45 @@ themes = sa.Table(
     sa.Column("curated", sa.Boolean, nullable=False, comment="Changed by a user: label kept"),
     sa.Column("deleted", sa.Boolean, nullable=False),
 )
+
+# Themes (migration 0007): fitted topic models, then every version of the curated taxonomy and
+# its themes (a change writes a whole new version; see cxloop.voice.taxonomy).
+theme_models = sa.Table(
+    "theme_models",
+    metadata,
+    sa.Column("model_id", sa.Text, primary_key=True),
+    sa.Column("fitted_at", sa.DateTime, nullable=False),
+    sa.Column(
+        "details", sa.Text, nullable=False, comment="JSON: method, texts, k and how it was chosen, selection"
+    ),
+    sa.Column(
+        "data",
+        sa.LargeBinary,
+        nullable=False,
+        comment="NumPy .npz of plain arrays (vocabulary, idf, components, thresholds), no pickles",
+    ),
+)
+
+theme_taxonomy = sa.Table(
+    "theme_taxonomy",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("model_id", sa.Text, nullable=False, comment="The theme model whose topics it maps"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False, comment="discover | rename | merge | split | delete | rule"),
+    sa.Column("details", sa.Text, nullable=False, comment="JSON: what changed"),
+)
+
+themes = sa.Table(
+    "themes",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("theme_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("topics", sa.Text, nullable=False, comment="JSON array: the model's topics it gathers"),
+    sa.Column("keywords", sa.Text, nullable=False, comment="JSON array: keyword rules"),
+    sa.Column("terms", sa.Text, nullable=False, comment="JSON array: top terms"),
+    sa.Column("curated", sa.Boolean, nullable=False, comment="Changed by a user: label kept"),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+)
