@@ -62,7 +62,7 @@ def tag_texts(texts: Sequence[str], model: ThemeModel, taxonomy: Taxonomy) -> pd
             "theme_id": pd.Series(theme_ids).where(tagged).astype("Int64"),
             "label": pd.Series([labels.get(int(i)) if i >= 0 else None for i in theme_ids], dtype=object),
             "weight": np.round(weights, 4),
-            "by": by,
+            "by": pd.Series(by, dtype=object),
         }
     )
 

@@ -4,7 +4,7 @@
    least ``min_df`` texts and at most ``max_df`` of them, the ``max_features`` most frequent.
    Weights are sublinear TF-IDF rows of unit length (:func:`cxloop.voice.themes_model.weigh`).
 2. **How many topics** (unless ``k`` is given): NMF is fitted for each candidate k from ``k_min``
-   to ``k_max`` (default ``sqrt(n / 4)``, at most 25) on a seeded sample of at most
+   to ``k_max`` (default ``sqrt(n / 2)``, at most 25) on a seeded sample of at most
    ``choose_sample`` texts, and each fit is scored by *topic quality* (Dieng, Ruiz and Blei 2020,
    "Topic modeling in embedding spaces", TACL 8): the mean NPMI coherence of each topic's ten top
    terms (how much more often they occur in the same text than by chance, in [-1, 1]; Bouma 2009)
@@ -143,7 +143,7 @@ def discover_topics(
 
 def candidates(n_texts: int, options: DiscoveryOptions) -> list[int]:
     """The k tried: every k up to 10, then steps of 2, then 3 (a fit per candidate)."""
-    high = options.k_max or int(np.clip(round(np.sqrt(n_texts / 4)), options.k_min, 25))
+    high = options.k_max or int(np.clip(round(np.sqrt(n_texts / 2)), options.k_min, 25))
     ks = [k for k in range(options.k_min, high + 1) if k <= 10 or (k <= 20 and k % 2 == 0) or k % 3 == 0]
     return ks if ks[-1] == high else [*ks, high]
 
