@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,6 +150,30 @@ def test_the_demo_competitors_weak_spots_show_beside_our_themes(voice_demo_file:
     assert gap["delivery", "Contoso"] < 0 and gap["delivery", "Fabrikam"] < 0
     ours = frame[frame["brand"] == "Northwind"]
     assert (ours["share_vs_ours"] == 0).all() and ours["sentiment_n"].sum() > 0
+
+
+def test_the_curated_themes_per_brand_in_the_api_and_the_cli(voice_demo_file: Path, tmp_path: Path) -> None:
+    """Themes discovered on the reviews and posts of every brand, then each brand's share of
+    texts per theme (the store's taxonomy tags them; nothing is fitted again)."""
+    from cxloop.voice import themes
+
+    db = tmp_path / "demo.duckdb"
+    shutil.copy(voice_demo_file, db)  # discovery writes a taxonomy: not into the shared file
+    assert "no themes yet" in in_process(db, "competitors", "--themes", "--as-of", "2026-01-01").output
+    with Store.open(str(db)) as store, store_source(store) as source:
+        taxonomy = themes.discover(store, source, kinds=["review", "post"], end=dt.datetime(2026, 1, 1))
+        frame = brand_themes(store, source, as_of=dt.datetime(2026, 1, 1))
+        tagged = themes.text_themes(store, source, kinds=["review", "post"], end=dt.datetime(2026, 1, 1))
+
+    assert set(frame["theme_id"]) <= {t.theme_id for t in taxonomy.themes}
+    assert frame.groupby("theme_id")["brand"].apply(list).map(len).eq(3).all()  # every brand, every theme
+    assert frame["texts"].sum() == len(tagged)  # one theme per tagged text, each counted once
+    shown = json.loads(in_process(db, "competitors", "--themes", "--as-of", "2026-01-01", "--json").stdout)
+    assert [(r["theme_id"], r["brand"], r["texts"]) for r in shown] == list(
+        zip(frame["theme_id"], frame["brand"], frame["texts"], strict=True)
+    )
+    table = in_process(db, "competitors", "--themes", "--as-of", "2026-01-01")
+    assert table.exit_code == 0 and "Themes per brand" in table.stdout and "Fabrikam" in table.stdout
 
 
 def test_bad_options(shop: Source) -> None:

@@ -29,15 +29,27 @@ def competitors(
         help="Add each brand's sentiment (texts scored once, then cached).",
     ),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes scoring new texts."),
+    themes: bool = typer.Option(
+        False,
+        "--themes",
+        help="Instead: each brand's share of texts per theme, side by side (the curated themes).",
+    ),
     as_json: bool = json_option(),
     as_csv: bool = csv_option(),
 ) -> None:
-    """Share of voice, rating and sentiment per brand and period, our brand beside its competitors."""
+    """Share of voice, rating and sentiment per brand and period, our brand beside its competitors;
+    with --themes, what each brand's customers talk about."""
     from cxloop.metrics.source import store_source
-    from cxloop.voice.competitors import REVIEW_KINDS, compare_brands, overview, share_of_voice
+    from cxloop.voice.competitors import REVIEW_KINDS, brand_themes, compare_brands, overview, share_of_voice
 
     kinds = kind or REVIEW_KINDS
     with reporting_errors(), state(ctx).open_store() as store, store_source(store) as source:
+        if themes:
+            by_theme = brand_themes(
+                store, source, start=start, end=end, as_of=as_of, kinds=kinds, workers=workers
+            )
+            _show_themes(records(by_theme), as_json=as_json, as_csv=as_csv)
+            return
         if sentiment:
             frame = compare_brands(
                 store, source, grain=grain, start=start, end=end, as_of=as_of, kinds=kinds, workers=workers
@@ -55,6 +67,25 @@ def competitors(
     latest = records(overview(frame))
     print_rows(_latest_rows(latest), title=f"Latest {grain}: {latest[0]['period']}")
     stdout().print("change: in share points since the period before; *: fewer than 30 ratings.")
+
+
+def _show_themes(rows: list[dict[str, Any]], *, as_json: bool, as_csv: bool) -> None:
+    """One row per theme, one column per brand: its share of the brand's texts, and for a
+    competitor the gap to ours in points."""
+    from rich.markup import escape
+
+    if as_json or as_csv:
+        print_rows(rows, title="Themes per brand", as_json=as_json, as_csv=as_csv)
+        return
+    if not rows:
+        stdout().print("Themes per brand: no tagged review or post in this range.")
+        return
+    table: dict[Any, dict[str, Any]] = {}
+    for r in rows:
+        line = table.setdefault(r["theme_id"], {"theme": r["label"]})
+        gap = "" if not r["is_competitor"] else f" ({_fixed(r['share_vs_ours'], 1, signed=True)})"
+        line[escape(r["brand"])] = _fixed(r["share"], 1) + gap
+    print_rows(list(table.values()), title="Themes per brand: % of each brand's texts (competitor − ours)")
 
 
 def _share_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ __all__ = [
     "compare_brands",
     "overview",
     "share_of_voice",
+    "taxonomy_assigner",
     "themes_by_brand",
 ]
 
@@ -305,11 +306,26 @@ def themes_by_brand(texts: pd.DataFrame, assignments: pd.DataFrame) -> pd.DataFr
 Assign = Callable[[pd.DataFrame], pd.DataFrame]
 
 
+def taxonomy_assigner(store: Store) -> Assign:
+    """Texts → their themes under the store's current curated taxonomy
+    (:func:`cxloop.voice.themes.tag`: tagged against the stored model, nothing fitted; untagged
+    texts have no row). Themes must have been discovered (``cxloop voice themes discover``)."""
+    from cxloop.voice.themes import tag
+
+    def assign(texts: pd.DataFrame) -> pd.DataFrame:
+        tags = tag(store, texts["text"].tolist())
+        tags.insert(0, "text_id", texts["text_id"].to_numpy())
+        tags = tags[tags["theme_id"].notna()]
+        return tags.assign(theme_id=tags["theme_id"].astype("int64"))[["text_id", "theme_id", "label"]]
+
+    return assign
+
+
 def brand_themes(
     store: Store,
     source: Source,
     *,
-    assign: Assign,
+    assign: Assign | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     as_of: datetime | None = None,
@@ -317,11 +333,13 @@ def brand_themes(
     workers: int | None = None,
 ) -> pd.DataFrame:
     """:func:`themes_by_brand` over every brand's reviews and posts in [start, end) (end at most
-    ``as_of``), with their sentiment (cached; only new texts are scored) and ``assign``'s themes
-    (a theme tagger, or keyword rules: any function from texts to assignments)."""
+    ``as_of``), with their sentiment (cached; only new texts are scored) and their themes: the
+    store's curated taxonomy (:func:`taxonomy_assigner`) unless ``assign`` (any function from
+    texts to assignments, keyword rules say) is given."""
     from cxloop.voice.sentiment import corpus_sentiment
 
     moment = as_of or now_utc()
     until = min(end, moment) if end is not None else moment
+    assign = assign or taxonomy_assigner(store)
     texts = corpus_sentiment(store, source, kinds=check_kinds(kinds), start=start, end=until, workers=workers)
     return themes_by_brand(texts, assign(texts))
