@@ -19,7 +19,7 @@ import test_web_browser
 from cxloop import Store
 from test_web_browser import PASSWORD, shoot, sign_in
 from test_web_server import CXLOOP, server
-from test_web_voice import HOSTILE, hostile_review
+from test_web_voice import HOSTILE, SMUGGLED, hostile_review, smuggle_quotes
 
 # The browser and page fixtures of tests/test_web_browser.py (Debian's Chromium, console errors kept).
 browser = test_web_browser.browser
@@ -39,9 +39,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         done = subprocess.run([CXLOOP, "--db", db, *args], input=stdin, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     with Store.open(db) as store:
-        hostile_review(
-            store, posted_at=dt.datetime.combine(dt.date.today(), dt.time()) - dt.timedelta(days=20)
-        )
+        midnight = dt.datetime.combine(dt.date.today(), dt.time())
+        hostile_review(store, posted_at=midnight - dt.timedelta(days=20))
+        smuggle_quotes(store, midnight - dt.timedelta(days=10))
     with server("--db", db, "serve", cwd=folder) as (base, log):
         yield {"base": base, "log": log}
 
@@ -79,5 +79,17 @@ def test_competitors_draws_share_of_voice(page: Any, site: dict[str, Any]) -> No
     page.wait_for_selector("[data-chart='share'][data-drawn='true']")
     assert HOSTILE in page.locator("#latest td").all_inner_texts()
     shoot(page, "voice-competitors")
+    assert dialogs == []
+    assert page.problems == []
+
+
+def test_theme_explorer_shows_quotes_as_text_and_draws_its_chart(page: Any, site: dict[str, Any]) -> None:
+    dialogs = watch_dialogs(page)
+    sign_in(page, site["base"], "/voice/themes")
+    page.wait_for_selector("[data-chart='themes'][data-drawn='true']")
+    assert SMUGGLED in page.locator("#themes q").all_inner_texts()
+    assert page.locator("#themes q script").count() == 0
+    assert page.locator("#themes svg.sparkline").count() > 0
+    shoot(page, "voice-themes")
     assert dialogs == []
     assert page.problems == []

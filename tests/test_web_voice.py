@@ -333,6 +333,8 @@ VOICE_ROUTES = {
     ("GET", "/api/v1/voice/drivers"): Capability.DASHBOARDS_READ,
     ("GET", "/voice/trends"): Capability.DASHBOARDS_READ,
     ("GET", "/voice/drivers"): Capability.DASHBOARDS_READ,
+    ("GET", "/api/v1/voice/themes"): Capability.DASHBOARDS_READ,
+    ("GET", "/voice/themes"): Capability.DASHBOARDS_READ,
 }
 
 
@@ -437,3 +439,74 @@ def _segments_of(store: Store) -> list[str]:
     with store.engine.connect() as conn:
         found = conn.execute(sa.text("SELECT DISTINCT segment FROM customers WHERE segment IS NOT NULL"))
         return sorted(str(r[0]) for r in found)
+
+
+# -------------------------------------------------------------------------------- theme explorer
+
+SMUGGLED = "<script>alert('quote')</script> zyzzyva broke"
+
+
+def smuggle_quotes(store: Store, at: dt.datetime) -> None:
+    """Three reviews whose text is markup, themes discovered, and a keyword rule that makes them
+    the quotes of a theme whose label is markup too."""
+    from cxloop.voice.themes import add_rule, discover
+
+    with store.engine.begin() as conn:
+        for i in range(3):
+            conn.execute(
+                sa.insert(schema.reviews).values(
+                    source="web-test", review_id=f"smuggled-{i}", kind="review", rating=1, text=SMUGGLED,
+                    posted_at=at + dt.timedelta(days=i), brand="Northwind", is_competitor=False,
+                    row_hash=f"s{i}",
+                )
+            )  # fmt: skip
+    discover(store, kinds=("review", "ticket"), by="test", clock=lambda: T0)
+    add_rule(store, ["zyzzyva"], label="<b>Zyzzyva</b>", by="test", clock=lambda: T0)
+
+
+@pytest.fixture(scope="module")
+def themes_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A demo store with discovered themes, a rule-only theme whose texts are markup."""
+    path = tmp_path_factory.mktemp("web-themes") / "demo.duckdb"
+    with Store.open(str(path)) as store:
+        load_demo(store, customers=300, seed=3, as_of=AS_OF.date())
+        smuggle_quotes(store, dt.datetime(2025, 12, 1))
+        accounts.create_user(store, "vic@example.com", Role.VIEWER, "p" * 12, now=T0)
+        yield store
+
+
+@pytest.fixture(scope="module")
+def themes_client(themes_store: Store) -> Iterator[TestClient]:
+    app = create_app(themes_store, WebSettings(database_url=themes_store.url), clock=lambda: T0)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_themes_api_is_the_librarys(themes_client: TestClient, themes_store: Store) -> None:
+    from cxloop.voice.themes import theme_report
+
+    viewer = conftest.bearer(themes_store, "vic@example.com", Role.VIEWER, now=T0)
+    theme_report(themes_store)  # scores the texts (a score read back from the cache is float32)
+    expected = theme_report(themes_store, grain="month", quotes=3)
+    body = ok(themes_client.get("/api/v1/voice/themes", headers=viewer))
+    assert body["themes"] == plain(records(expected))
+    assert body["version"] == expected.attrs["version"] and body["texts"] == expected.attrs["texts"]
+    rule = next(t for t in body["themes"] if t["label"] == "<b>Zyzzyva</b>")
+    assert SMUGGLED in rule["quotes"]
+    bad = themes_client.get("/api/v1/voice/themes?quotes=99", headers=viewer)
+    assert bad.status_code == 422 and "query.quotes" in bad.json()["detail"]
+    # trends and drivers use the store's taxonomy when the app is given no other assigner
+    trends = ok(themes_client.get("/api/v1/voice/trends?grain=month&as_of=2026-01-01", headers=viewer))
+    assert "<b>Zyzzyva</b>" in {r["label"] for r in trends["trends"]}
+
+
+def test_theme_explorer_shows_quotes_escaped(themes_client: TestClient, themes_store: Store) -> None:
+    page = signed_in(themes_client, themes_store, Role.VIEWER).get("/voice/themes")
+    assert page.status_code == 200, page.text
+    assert 'data-chart="themes"' in page.text and '<svg class="sparkline"' in page.text
+    assert "<script>alert('quote')" not in page.text and "<b>Zyzzyva</b>" not in page.text
+    assert "&lt;script&gt;alert(&#39;quote&#39;)&lt;/script&gt; zyzzyva broke" in page.text
+    assert "&lt;b&gt;Zyzzyva&lt;/b&gt;" in page.text
+    csv = themes_client.get("/voice/themes?download=themes")
+    assert csv.status_code == 200 and csv.text.startswith("theme_id,label,texts,share,sentiment,terms")
+    assert signed_in(themes_client, themes_store, Role.VIEWER).get("/voice/trends").status_code == 200

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
 import pandas as pd
@@ -473,16 +473,116 @@ def competitors(
 # -- routes: theme trends and key drivers ----------------------------------------------------------
 
 
-def theme_assigner(request: Request) -> Assign:
-    """How texts are themed (:data:`cxloop.voice.trends.Assign`): ``app.state.theme_assigner``,
-    which the themes module sets; until then trends and drivers are a 422 saying so. A new
-    assigner (a changed taxonomy) is a new cache key, so results follow it at once."""
-    assign: Assign | None = getattr(request.app.state, "theme_assigner", None)
-    if assign is None:
-        raise Problem(
-            422, detail="no themes yet: texts must be themed before trends and drivers can be shown"
+NO_THEMES = "no themes yet: discover them first (cxloop.voice.themes.discover)"
+
+
+@dataclass(frozen=True)
+class TaxonomyAssigner:
+    """Themes of texts under one version of the store's curated taxonomy
+    (:func:`cxloop.voice.themes.tag`), as a :data:`cxloop.voice.trends.Assign`. Equal for equal
+    versions, so cached results follow a curation at once (a new version is a new key)."""
+
+    store: Store = field(compare=False, hash=False, repr=False)
+    version: int
+
+    def __call__(self, texts: pd.DataFrame) -> pd.DataFrame:
+        from cxloop.voice.themes import tag
+
+        tagged = tag(self.store, texts["text"].fillna("").tolist())
+        keep = tagged["theme_id"].notna().to_numpy()
+        return pd.DataFrame(
+            {
+                "text_id": texts["text_id"].to_numpy()[keep],
+                "theme_id": tagged["theme_id"].to_numpy()[keep],
+                "label": tagged["label"].to_numpy()[keep],
+            }
         )
-    return assign
+
+
+def theme_assigner(request: Request) -> Assign:
+    """How texts are themed (:data:`cxloop.voice.trends.Assign`): ``app.state.theme_assigner``
+    when set (tests, other taxonomies), else the store's current curated taxonomy; with none,
+    trends and drivers are a 422 saying so."""
+    assign: Assign | None = getattr(request.app.state, "theme_assigner", None)
+    if assign is not None:
+        return assign
+    from cxloop.voice.themes import current_taxonomy
+
+    store: Store = request.app.state.store
+    taxonomy = current_taxonomy(store)
+    if taxonomy is None:
+        raise Problem(422, detail=NO_THEMES)
+    return TaxonomyAssigner(store, taxonomy.version)
+
+
+def theme_rows(
+    store: Store,
+    cache: MetricsCache,
+    *,
+    kinds: tuple[str, ...] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    brands: str = "all",
+    grain: str = "month",
+    quotes: int = 3,
+) -> pd.DataFrame:
+    """:func:`cxloop.voice.themes.theme_report` under the current taxonomy, kept until the next
+    import or curation (the version is part of the key)."""
+    from cxloop.voice.themes import current_taxonomy, theme_report
+
+    taxonomy = current_taxonomy(store)
+    if taxonomy is None:
+        raise Problem(422, detail=NO_THEMES)
+
+    def compute() -> pd.DataFrame:
+        return theme_report(
+            store, kinds=kinds or None, start=start, end=end, competitors=BRANDS[brands], grain=grain,
+            quotes=quotes,
+        )  # fmt: skip
+
+    key = ("voice.themes", taxonomy.version, kinds, start, end, brands, grain, quotes)
+    return kept(cache, key, compute)
+
+
+class Themes(BaseModel):
+    """The themes of the current taxonomy over the selected texts."""
+
+    version: int = Field(description="taxonomy version", examples=[3])
+    texts: int = Field(description="texts in the selection", examples=[5120])
+    untagged: int = Field(examples=[1210])
+    themes: list[dict[str, Any]] = Field(
+        description="Per theme: theme_id, label, terms, texts, share (%), sentiment, quotes (raw text), "
+        "trend (texts per period), keywords, curated",
+        examples=[[{"theme_id": 4, "label": "Late delivery", "terms": ["late", "delivery"], "texts": 412,
+                    "share": 8.1, "sentiment": -0.43, "quotes": ["Three weeks late."],
+                    "trend": [{"period": "2025-11-01", "texts": 37}], "keywords": [], "curated": True}]],
+    )  # fmt: skip
+
+
+@router.get(
+    "/voice/themes", tags=["voice"], dependencies=AGGREGATES, responses=problem_responses(401, 403, 422)
+)
+def voice_themes(
+    store: StoreDep,
+    cache: CacheDep,
+    kind: Kinds = None,
+    start: From = None,
+    end: To = None,
+    brands: Annotated[
+        Literal["all", "own", "competitors"], Query(description="Our brand, competitors, all")
+    ] = "all",
+    grain: Annotated[Literal["week", "month"], Query(description="Period of each theme's trend")] = "month",
+    quotes: Annotated[int, Query(ge=0, le=20, description="Representative quotes per theme")] = 3,
+) -> Themes:
+    """Themes with their terms, size, share, sentiment, trend and representative quotes (the
+    selection defaults to the texts the themes were discovered on)."""
+    frame = theme_rows(
+        store, cache, kinds=tuple(kind or ()), start=start, end=end, brands=brands, grain=grain, quotes=quotes
+    )
+    return Themes(
+        version=int(frame.attrs.get("version", 0)), texts=int(frame.attrs.get("texts", 0)),
+        untagged=int(frame.attrs.get("untagged", 0)), themes=records(frame),
+    )  # fmt: skip
 
 
 AssignDep = Annotated[Assign, Depends(theme_assigner)]

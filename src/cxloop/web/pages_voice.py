@@ -18,6 +18,7 @@ from cxloop.errors import CxloopError
 from cxloop.voice.trends import Assign
 from cxloop.web import voice_view
 from cxloop.web.api_voice import (
+    NO_THEMES,
     CacheDep,
     competitor_frame,
     drivers_report,
@@ -25,6 +26,8 @@ from cxloop.web.api_voice import (
     sales_top,
     sales_trends,
     sentiment_summaries,
+    theme_assigner,
+    theme_rows,
     trend_report,
 )
 from cxloop.web.auth import require
@@ -191,11 +194,10 @@ def sales_page(
 
 
 def _assigner(request: Request) -> Assign | None:
-    assign: Assign | None = getattr(request.app.state, "theme_assigner", None)
-    return assign
-
-
-NO_THEMES = "no themes yet: texts must be themed before trends and drivers can be shown"
+    try:
+        return theme_assigner(request)
+    except Problem:
+        return None
 
 
 @router.get("/voice/trends")
@@ -311,3 +313,33 @@ def _segments(store: Any) -> list[str]:
         table = source.table("customers")
         found = to_pandas(table.select(value=table["segment"]).filter(table["segment"].notnull()).distinct())
     return sorted(str(v) for v in found["value"])
+
+
+@router.get("/voice/themes")
+def themes_page(
+    request: Request,
+    store: StoreDep,
+    cache: CacheDep,
+    who: Who,
+    grain: Literal["week", "month"] = "month",
+    download: Literal["themes"] | None = None,
+) -> Response:
+    """The theme explorer: each theme's terms, size, share, sentiment, trend and quotes."""
+    context: dict[str, Any] = {"title": "Themes", "error": None, "grain": grain, "grains": ["week", "month"]}
+    try:
+        frame = theme_rows(store, cache, grain=grain)
+    except Problem as exc:
+        context["error"] = exc.detail
+        return _page(request, "voice_themes.html", context)
+    href = "/voice/themes" + query_string({"grain": grain, "download": "themes"})
+    chart = voice_view.themes_chart(frame, csv_href=href)
+    if download:
+        return _download({"themes": chart.table}, download, "voice")
+    context.update(
+        themes_chart=chart,
+        themes=voice_view.theme_cards(frame),
+        texts=int(frame.attrs.get("texts", 0)),
+        untagged=int(frame.attrs.get("untagged", 0)),
+        version=frame.attrs.get("version"),
+    )
+    return _page(request, "voice_themes.html", context)

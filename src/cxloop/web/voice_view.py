@@ -213,3 +213,43 @@ def drivers_chart(
 
 def fix_first_table(fix_first: pd.DataFrame) -> Table:
     return Table.from_frame(fix_first, [c for c in FIX_FIRST_COLUMNS if c in fix_first.columns])
+
+
+THEME_COLUMNS = ["theme_id", "label", "texts", "share", "sentiment", "terms", "curated"]
+
+
+def themes_chart(themes: pd.DataFrame, *, csv_href: str | None = None) -> Chart:
+    """Each theme's share of the texts, largest first; the table has terms and sentiment (the
+    quotes stay on the page: they are texts, not numbers)."""
+    ranked = themes.sort_values("texts", ascending=False) if len(themes) else themes
+    table = Table(
+        THEME_COLUMNS,
+        [
+            [
+                ", ".join(map(str, v)) if c == "terms" else plain(v)
+                for c, v in zip(THEME_COLUMNS, row, strict=True)
+            ]
+            for row in ranked.reindex(columns=THEME_COLUMNS).itertuples(index=False)
+        ],
+    )
+    return bar_chart(
+        "themes",
+        "Share of texts per theme",
+        labels=[str(v) for v in ranked["label"]] if len(ranked) else [],
+        values=[plain(v) for v in ranked["share"]] if len(ranked) else [],
+        table=table,
+        x_title="% of texts",
+        csv_href=csv_href,
+    )
+
+
+def theme_cards(themes: pd.DataFrame) -> list[dict[str, Any]]:
+    """One dict per theme for the explorer, largest first, with its trend as sparkline points."""
+    ranked = themes.sort_values("texts", ascending=False) if len(themes) else themes
+    cards = []
+    for row in ranked.to_dict(orient="records"):
+        trend = [float(p["texts"]) for p in (row.get("trend") or [])]
+        cards.append({**{k: plain(v) if not isinstance(v, list) else v for k, v in row.items()},
+                      "sparkline": sparkline(trend), "trend_text": ", ".join(
+                          f"{p['period']}: {p['texts']}" for p in (row.get("trend") or []))})  # fmt: skip
+    return cards
