@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -24,6 +25,8 @@ from cxloop.voice.trends import (
     emerging_issues,
     period_start,
     store_trend_report,
+    tails,
+    theme_counts,
     theme_trends,
     trend_report,
     what_changed,
@@ -172,9 +175,9 @@ QUIET = {"a": 2, "b": 4}
 
 def test_a_planted_spike_is_emerging_with_the_documented_p_value() -> None:
     texts, tags = corpus_of([QUIET] * 8 + [{"a": 12, "b": 4}])
-    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
+    counts = theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
 
-    tested = emerging_issues(trends)
+    tested = emerging_issues(counts)
 
     last = tested[tested["period"] == pd.Timestamp(MONDAY + dt.timedelta(weeks=8))].set_index("theme_id")
     # a: 12 of 20 now, 16 of 160 in the 8 weeks before: X ~ Binomial(12 + 16, 20 / 180), P(X >= 12)
@@ -194,10 +197,10 @@ def test_a_planted_spike_is_emerging_with_the_documented_p_value() -> None:
 
 def test_weeks_without_enough_history_are_not_tested() -> None:
     texts, tags = corpus_of([QUIET] * 3 + [{"a": 12}])
-    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=4))
+    counts = theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=4))
 
-    assert emerging_issues(trends).empty  # 3 earlier weeks, 4 needed
-    assert len(emerging_issues(trends, SpikeTest(min_baseline_periods=3))) == 2
+    assert emerging_issues(counts).empty  # 3 earlier weeks, 4 needed
+    assert len(emerging_issues(counts, SpikeTest(min_baseline_periods=3))) == 2
     report = trend_report(texts, tags, as_of=MONDAY + dt.timedelta(weeks=4))
     assert report.emerging.empty
     assert report.notes[0] == "emerging issues need 4 earlier weeks with texts; there are 3"
@@ -205,9 +208,9 @@ def test_weeks_without_enough_history_are_not_tested() -> None:
 
 def test_a_theme_without_a_past_is_new() -> None:
     texts, tags = corpus_of([QUIET] * 8 + [{"a": 2, "b": 4, "c": 6}])
-    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
+    counts = theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
 
-    flagged = emerging_issues(trends).query("emerging")
+    flagged = emerging_issues(counts).query("emerging")
 
     assert flagged[["theme_id", "status"]].to_dict("records") == [{"theme_id": "c", "status": "new"}]
     row = flagged.iloc[0]
@@ -217,18 +220,71 @@ def test_a_theme_without_a_past_is_new() -> None:
 
 def test_minimum_count_and_lift() -> None:
     texts, tags = corpus_of([QUIET] * 8 + [{"a": 2, "b": 4, "c": 3}])
-    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
-    last = emerging_issues(trends).query("theme_id == 'c'").iloc[-1]
+    counts = theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
+    last = emerging_issues(counts).query("theme_id == 'c'").iloc[-1]
 
     assert last["q_value"] < 0.05 and not last["emerging"]  # significant, but 3 < 5 texts
-    assert emerging_issues(trends, SpikeTest(min_count=3)).query("theme_id == 'c'")["emerging"].iloc[-1]
+    assert emerging_issues(counts, SpikeTest(min_count=3)).query("theme_id == 'c'")["emerging"].iloc[-1]
 
     texts, tags = corpus_of([{"a": 8}] * 8 + [{"a": 14}], per_week=100)
-    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
-    last = emerging_issues(trends).iloc[-1]
+    counts = theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9))
+    last = emerging_issues(counts).iloc[-1]
     assert last["lift"] == pytest.approx(14 / 8)
     assert not last["emerging"]  # below the lift of 2, whatever the test says
-    assert emerging_issues(trends, SpikeTest(min_lift=1.5, alpha=0.5)).iloc[-1]["emerging"]
+    assert emerging_issues(counts, SpikeTest(min_lift=1.5, alpha=0.5)).iloc[-1]["emerging"]
+
+
+def with_kinds(weeks: list[dict[str, tuple[int, int]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Week i has, per kind, ``(texts, of which about "praise")``."""
+    texts, tags = [], []
+    for w, kinds in enumerate(weeks):
+        for kind, (total, praised) in kinds.items():
+            for i in range(total):
+                text_id = f"{kind}{w}-{i}"
+                at = MONDAY + dt.timedelta(weeks=w, hours=i * 168 / total)
+                texts.append({"text_id": text_id, "at": at, "kind": kind})
+                if i < praised:
+                    tags.append({"text_id": text_id, "theme_id": "praise", "label": "Praise"})
+    return pd.DataFrame(texts), pd.DataFrame(tags)
+
+
+def test_a_survey_wave_is_not_a_spike_of_what_surveys_say() -> None:
+    """The quarterly survey triples the week's comments; praise keeps its share of them and of
+    tickets. Its share of *all* texts jumps, but within each kind of text nothing changed."""
+    quiet = {"ticket": (40, 2), "survey": (10, 5)}
+    texts, tags = with_kinds([quiet] * 8 + [{"ticket": (40, 2), "survey": (60, 30)}])
+
+    tested = emerging_issues(theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=9)))
+    unstratified = emerging_issues(
+        theme_counts(texts.drop(columns="kind"), tags, as_of=MONDAY + dt.timedelta(weeks=9))
+    )
+
+    last, naive = tested.iloc[-1], unstratified.iloc[-1]
+    assert last["share"] == pytest.approx(32.0)  # 32 of 100, against 7 of 50 before
+    assert last["baseline_share"] == pytest.approx(32.0)  # 40 x 2/40 + 60 x 5/10 = 32 expected
+    assert last["lift"] == pytest.approx(1.0)
+    assert not last["emerging"] and last["p_value"] > 0.4
+    assert naive["emerging"] and naive["lift"] == pytest.approx(32 / 14)  # what mixing kinds would say
+
+
+def test_the_stratified_tails_are_the_exact_distribution_of_the_sum() -> None:
+    k, n, k0, n0 = [[3, 4]], [[10, 20]], [[2, 6]], [[30, 40]]
+    m, pi = (5, 10), (10 / 40, 20 / 60)
+
+    upper, lower = tails(np.array(k), np.array(n), np.array(k0), np.array(n0))
+
+    def pmf(j: int, trials: int, p: float) -> float:
+        return math.comb(trials, j) * p**j * (1 - p) ** (trials - j)
+
+    total = {}
+    for a in range(m[0] + 1):
+        for b in range(m[1] + 1):
+            total[a + b] = total.get(a + b, 0.0) + pmf(a, m[0], pi[0]) * pmf(b, m[1], pi[1])
+    assert upper[0] == pytest.approx(sum(v for x, v in total.items() if x >= 7), rel=1e-12)
+    assert lower[0] == pytest.approx(sum(v for x, v in total.items() if x <= 7), rel=1e-12)
+    # a stratum without baseline holds its count: no evidence either way
+    upper, lower = tails(np.array([[3, 5]]), np.array([[10, 9]]), np.array([[2, 0]]), np.array([[30, 0]]))
+    assert upper[0] == pytest.approx(spike_sf(3, 5, 0.25), rel=1e-12)
 
 
 def test_spike_settings_are_checked() -> None:
@@ -245,9 +301,9 @@ def test_what_changed_ranks_themes_by_change_with_direction_and_significance() -
     texts, tags = corpus_of(
         [{"a": 2, "b": 6, "c": 3}, {"a": 15, "b": 4, "c": 3}], per_week=25, sentiment=True
     )
-    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=2))
+    counts = theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=2))
 
-    changes = what_changed(trends)
+    changes = what_changed(counts)
 
     assert list(changes["theme_id"]) == ["a", "b", "c"]
     assert list(changes["rank"]) == [1, 2, 3]
@@ -265,12 +321,12 @@ def test_what_changed_ranks_themes_by_change_with_direction_and_significance() -
 
 def test_what_changed_needs_two_periods() -> None:
     texts, tags = corpus_of([QUIET])
-    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=1))
+    counts = theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=1))
 
     with pytest.raises(
         NotEnoughTexts, match="what changed needs two complete periods with texts; there is 1"
     ):
-        what_changed(trends)
+        what_changed(counts)
     report = trend_report(texts, tags, as_of=MONDAY + dt.timedelta(weeks=1))
     assert report.changes.empty
     assert "what changed needs two complete periods" in report.notes[-1]
@@ -278,13 +334,13 @@ def test_what_changed_needs_two_periods() -> None:
 
 def test_what_changed_in_an_earlier_period() -> None:
     texts, tags = corpus_of([{"a": 2}, {"a": 9}, {"a": 2}])
-    trends = theme_trends(texts, tags, as_of=MONDAY + dt.timedelta(weeks=3))
+    counts = theme_counts(texts, tags, as_of=MONDAY + dt.timedelta(weeks=3))
 
-    changes = what_changed(trends, period=(MONDAY + dt.timedelta(weeks=1)).date())
+    changes = what_changed(counts, period=(MONDAY + dt.timedelta(weeks=1)).date())
 
     assert changes.loc[0, "direction"] == "up"
     with pytest.raises(ConfigError, match="period 2024-01-01 is not one of the trend's periods"):
-        what_changed(trends, period=dt.date(2024, 1, 1))
+        what_changed(counts, period=dt.date(2024, 1, 1))
 
 
 # ------------------------------------------------------------------ the demo's planted spike

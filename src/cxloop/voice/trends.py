@@ -20,12 +20,15 @@ are shown and compared unless ``include_partial`` is set. The tests are in docs/
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from scipy import signal
 from scipy import stats as st
 
 from cxloop.errors import ConfigError, CxloopError
@@ -111,6 +114,116 @@ def require_columns(frame: pd.DataFrame, name: str, columns: tuple[str, ...]) ->
         raise ConfigError(f"{name}: missing column(s) {', '.join(missing)}")
 
 
+@dataclass(frozen=True)
+class ThemeCounts:
+    """Texts per period, theme and *stratum* (the texts' ``kind``: ticket, review, post, survey),
+    the counts every trend, test and change is computed from.
+
+    ``texts[p, t, s]``: texts of period ``p`` and stratum ``s`` tagged with theme ``t``;
+    ``totals[p, s]``: all texts of period ``p`` and stratum ``s``. Periods run without gaps from
+    the first to the last with texts. ``sentiment_sum`` and ``sentiment_n`` (period × theme) are
+    there when the texts had ``sentiment_score``.
+    """
+
+    grain: str
+    periods: pd.DatetimeIndex
+    themes: pd.DataFrame  # theme_id, label
+    strata: tuple[str, ...]
+    texts: npt.NDArray[np.int64]
+    totals: npt.NDArray[np.int64]
+    sentiment_sum: npt.NDArray[np.float64] | None = None
+    sentiment_n: npt.NDArray[np.int64] | None = None
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (period, theme), zeros included (see :func:`theme_trends`)."""
+        n_periods, n_themes = len(self.periods), len(self.themes)
+        k = self.texts.sum(axis=2)
+        n = np.repeat(self.totals.sum(axis=1), n_themes)
+        out = pd.DataFrame(
+            {
+                "period": np.repeat(self.periods.to_numpy(), n_themes),
+                "period_end": np.repeat((self.periods + _OFFSET[self.grain]).to_numpy(), n_themes),
+                "theme_id": np.tile(self.themes["theme_id"].to_numpy(), n_periods),
+                "label": np.tile(self.themes["label"].to_numpy(), n_periods),
+                "texts": k.ravel().astype("int64"),
+                "total": n.astype("int64"),
+                "share": _percent(k.ravel().astype(float), n.astype(float)),
+            }
+        )
+        if self.sentiment_sum is not None and self.sentiment_n is not None:
+            scored = self.sentiment_n.ravel()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out["sentiment"] = np.where(scored > 0, self.sentiment_sum.ravel() / scored, np.nan)
+            out["sentiment_n"] = scored.astype("int64")
+        return out
+
+
+def theme_counts(
+    texts: pd.DataFrame,
+    assignments: pd.DataFrame,
+    *,
+    as_of: dt.datetime | dt.date,
+    grain: str = "week",
+    start: dt.datetime | dt.date | None = None,
+    include_partial: bool = False,
+) -> ThemeCounts:
+    """Count the texts per period, theme and kind (texts without ``kind`` are one stratum).
+
+    Texts at or after ``as_of`` (and before ``start``) are left out; so are the periods they cut,
+    unless ``include_partial``.
+    """
+    require_columns(texts, "texts", ("text_id", "at"))
+    require_columns(assignments, "assignments", ("text_id", "theme_id", "label"))
+    check_grain(grain)
+    end = naive_utc(as_of)
+    begin = naive_utc(start) if start is not None else None
+    at = pd.to_datetime(texts["at"])
+    keep = (at < end).to_numpy()
+    if begin is not None:
+        keep &= (at >= begin).to_numpy()
+    frame = pd.DataFrame({"text_id": texts["text_id"].to_numpy()[keep]})
+    frame["period"] = period_start(at[keep], grain).to_numpy()
+    frame["stratum"] = texts["kind"].astype(str).to_numpy()[keep] if "kind" in texts.columns else "all"
+    with_sentiment = "sentiment_score" in texts.columns
+    if with_sentiment:
+        frame["sentiment"] = pd.to_numeric(texts["sentiment_score"], errors="coerce").to_numpy()[keep]
+    if not include_partial:
+        complete = (frame["period"] + _OFFSET[grain] <= end).to_numpy()
+        if begin is not None:
+            complete &= (frame["period"] >= begin).to_numpy()
+        frame = frame[complete]
+    if frame.empty:
+        raise NotEnoughTexts(
+            f"no texts in complete {grain}s before {end:%Y-%m-%d %H:%M}"
+            + (f" from {begin:%Y-%m-%d}" if begin is not None else "")
+            + ": nothing to trend"
+        )
+    themes = _themes(assignments)
+    if themes.empty:
+        raise NotEnoughTexts("no text is tagged with a theme: nothing to trend")
+    periods = pd.date_range(frame["period"].min(), frame["period"].max(), freq=_freq(grain))
+    strata = tuple(sorted(frame["stratum"].unique()))
+    p_of = periods.get_indexer(frame["period"])
+    s_of = pd.Index(strata).get_indexer(frame["stratum"])
+    totals = np.zeros((len(periods), len(strata)), dtype=np.int64)
+    np.add.at(totals, (p_of, s_of), 1)
+    frame = frame.assign(p=p_of, s=s_of)
+    pairs = assignments[["text_id", "theme_id"]].drop_duplicates()
+    tagged = frame.merge(pairs, on="text_id", how="inner")
+    t_of = pd.Index(themes["theme_id"]).get_indexer(tagged["theme_id"])
+    counts = np.zeros((len(periods), len(themes), len(strata)), dtype=np.int64)
+    np.add.at(counts, (tagged["p"].to_numpy(), t_of, tagged["s"].to_numpy()), 1)
+    sentiment_sum = sentiment_n = None
+    if with_sentiment:
+        scored = tagged["sentiment"].notna().to_numpy()
+        sentiment_sum = np.zeros((len(periods), len(themes)))
+        sentiment_n = np.zeros((len(periods), len(themes)), dtype=np.int64)
+        where = (tagged["p"].to_numpy()[scored], t_of[scored])
+        np.add.at(sentiment_sum, where, tagged["sentiment"].to_numpy(float)[scored])
+        np.add.at(sentiment_n, where, 1)
+    return ThemeCounts(grain, periods, themes, strata, counts, totals, sentiment_sum, sentiment_n)
+
+
 def theme_trends(
     texts: pd.DataFrame,
     assignments: pd.DataFrame,
@@ -131,52 +244,10 @@ def theme_trends(
     Texts at or after ``as_of`` (and before ``start``) are left out; so are the periods they cut,
     unless ``include_partial``.
     """
-    require_columns(texts, "texts", ("text_id", "at"))
-    require_columns(assignments, "assignments", ("text_id", "theme_id", "label"))
-    check_grain(grain)
-    end = naive_utc(as_of)
-    begin = naive_utc(start) if start is not None else None
-    at = pd.to_datetime(texts["at"])
-    keep = at < end
-    if begin is not None:
-        keep &= at >= begin
-    frame = texts.loc[keep, ["text_id"]].copy()
-    frame["period"] = period_start(at[keep], grain)
-    with_sentiment = "sentiment_score" in texts.columns
-    if with_sentiment:
-        frame["sentiment"] = pd.to_numeric(texts.loc[keep, "sentiment_score"], errors="coerce")
-    if not include_partial:
-        frame = frame[frame["period"] + _OFFSET[grain] <= end]
-        if begin is not None:
-            frame = frame[frame["period"] >= begin]
-    if frame.empty:
-        raise NotEnoughTexts(
-            f"no texts in complete {grain}s before {end:%Y-%m-%d %H:%M}"
-            + (f" from {begin:%Y-%m-%d}" if begin is not None else "")
-            + ": nothing to trend"
-        )
-    themes = _themes(assignments)
-    if themes.empty:
-        raise NotEnoughTexts("no text is tagged with a theme: nothing to trend")
-    periods = pd.date_range(frame["period"].min(), frame["period"].max(), freq=_freq(grain))
-    totals = frame.groupby("period").size().reindex(periods, fill_value=0)
-    tagged = frame.merge(assignments[["text_id", "theme_id"]].drop_duplicates(), on="text_id", how="inner")
-    grid = pd.MultiIndex.from_product([periods, themes["theme_id"]], names=["period", "theme_id"])
-    grouped = tagged.groupby(["period", "theme_id"])
-    out = grouped.size().rename("texts").reindex(grid, fill_value=0).reset_index()
-    out = out.merge(themes, on="theme_id", how="left")
-    out["period_end"] = out["period"] + _OFFSET[grain]
-    out["total"] = totals.reindex(out["period"]).to_numpy()
-    out["share"] = _percent(out["texts"].to_numpy(float), out["total"].to_numpy(float))
-    columns = ["period", "period_end", "theme_id", "label", "texts", "total", "share"]
-    if with_sentiment:
-        scored = grouped["sentiment"].agg(["mean", "count"]).reindex(grid)
-        out["sentiment"] = scored["mean"].to_numpy()
-        out["sentiment_n"] = scored["count"].fillna(0).astype("int64").to_numpy()
-        columns += ["sentiment", "sentiment_n"]
-    out["texts"] = out["texts"].astype("int64")
-    out["total"] = out["total"].astype("int64")
-    return out[columns].sort_values(["period", "theme_id"], ignore_index=True)
+    counts = theme_counts(
+        texts, assignments, as_of=as_of, grain=grain, start=start, include_partial=include_partial
+    )
+    return counts.frame()
 
 
 def _freq(grain: str) -> str:
@@ -194,125 +265,193 @@ def _percent(k: np.ndarray, n: np.ndarray) -> np.ndarray:
         return np.where(n > 0, 100 * k / np.where(n > 0, n, 1), np.nan)
 
 
-def _bh(p: pd.Series, groups: pd.Series) -> np.ndarray:
+def _bh(p: npt.NDArray[np.float64], groups: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     """Benjamini-Hochberg adjusted p-values within each group (NaN p-values stay NaN)."""
     out = np.full(len(p), np.nan)
-    values = p.to_numpy(float)
-    for _, index in pd.Series(np.arange(len(p))).groupby(groups.to_numpy()):
-        rows = index.to_numpy()
-        finite = rows[np.isfinite(values[rows])]
-        if len(finite):
-            out[finite] = st.false_discovery_control(values[finite], method="bh")
+    for group in np.unique(groups):
+        rows = np.flatnonzero((groups == group) & np.isfinite(p))
+        if len(rows):
+            out[rows] = st.false_discovery_control(p[rows], method="bh")
     return out
 
 
-def emerging_issues(trends: pd.DataFrame, test: SpikeTest | None = None) -> pd.DataFrame:
+# Beyond this many standard deviations from its mean a binomial's mass is below 1e-80: left out.
+_SDS: Final = 20.0
+
+
+def tails(
+    k: npt.NDArray[np.int64], n: npt.NDArray[np.int64], k0: npt.NDArray[np.int64], n0: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """P(X >= x) and P(X <= x) for the stratified conditional test, one test per row.
+
+    Rows are tests, columns strata: ``k`` of the ``n`` texts of the period and ``k0`` of the
+    ``n0`` texts of the baseline are about the theme. Under "the theme's share of each stratum has
+    not changed", given the ``m = k + k0`` texts of the theme in each stratum, ``k`` is
+    Binomial(m, n / (n + n0)) independently per stratum, and X is their sum, x = sum(k). A
+    stratum without baseline texts (n0 = 0) holds its k fixed: it is no evidence either way.
+    One random stratum: scipy's binomial tails; several: their exact convolution (terms beyond
+    20 standard deviations, below 1e-80, left out).
+    """
+    k, n, k0, n0 = (np.atleast_2d(np.asarray(a, dtype=np.int64)) for a in (k, n, k0, n0))
+    m = k + k0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pi = np.where(n + n0 > 0, n / (n + n0), 0.0)
+    random = (m > 0) & (pi > 0) & (pi < 1)
+    x = k.sum(axis=1) - np.where((m > 0) & (pi >= 1), m, 0).sum(axis=1)
+    upper, lower = np.ones(len(k)), np.ones(len(k))
+    one = random.sum(axis=1) <= 1
+    trials = np.where(random, m, 0).sum(axis=1)[one]
+    prob = np.where(random, pi, 0.0).sum(axis=1)[one]
+    upper[one] = np.where(trials > 0, st.binom.sf(x[one] - 1, trials, prob), (x[one] <= 0).astype(float))
+    lower[one] = np.where(trials > 0, st.binom.cdf(x[one], trials, prob), (x[one] >= 0).astype(float))
+    for i in np.flatnonzero(~one):
+        upper[i], lower[i] = _convolved_tails(int(x[i]), m[i][random[i]], pi[i][random[i]])
+    return upper, lower
+
+
+def _convolved_tails(x: int, m: npt.NDArray[np.int64], pi: npt.NDArray[np.float64]) -> tuple[float, float]:
+    pmf, low = np.ones(1), 0
+    for trials, prob in zip(m, pi, strict=True):
+        mean, sd = trials * prob, math.sqrt(trials * prob * (1 - prob))
+        a = max(0, math.floor(mean - _SDS * sd) - 1)
+        b = min(int(trials), math.ceil(mean + _SDS * sd) + 1)
+        part = st.binom.pmf(np.arange(a, b + 1), trials, prob)
+        pmf = np.convolve(pmf, part) if len(pmf) * len(part) <= 4_000_000 else signal.fftconvolve(pmf, part)
+        pmf = np.clip(pmf, 0.0, None)
+        low += a
+    at = x - low
+    upper = float(pmf[max(at, 0) :].sum()) if at < len(pmf) else 0.0
+    lower = float(pmf[: at + 1].sum()) if at >= 0 else 0.0
+    return min(upper, 1.0), min(lower, 1.0)
+
+
+def _expected(
+    k: npt.NDArray[np.int64], n: npt.NDArray[np.int64], k0: npt.NDArray[np.int64], n0: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """The theme's expected texts in the period at each stratum's baseline share (a stratum
+    without baseline texts expects what it has)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_stratum = np.where(n0 > 0, n * k0 / np.where(n0 > 0, n0, 1), k)
+    return np.asarray(per_stratum.sum(axis=1), dtype=float)
+
+
+def emerging_issues(counts: ThemeCounts, test: SpikeTest | None = None) -> pd.DataFrame:
     """Every (period, theme) with enough history, tested against the theme's own baseline.
 
-    For a theme with ``k`` of the period's ``n`` texts, and ``K0`` of the ``N0`` texts of the
-    ``baseline_periods`` periods before (at least ``min_baseline_periods`` of them with texts):
-    under "the share has not changed", ``k`` given ``k + K0`` is Binomial(k + K0, n / (n + N0)),
-    and the p-value is P(X >= k), exact. The p-values of the themes of one period are adjusted by
-    Benjamini-Hochberg (``q_value``).
+    The baseline of period t is the ``baseline_periods`` periods before it (at least
+    ``min_baseline_periods`` of them with texts). Per stratum (kind of text), the theme has ``k``
+    of the period's ``n`` texts and ``K0`` of the baseline's ``N0``; the one-sided p-value is
+    P(X >= sum k) under :func:`tails`' null (with one stratum: ``k`` given ``k + K0`` is
+    Binomial(k + K0, n / (n + N0)), exact). The p-values of the themes of one period are adjusted
+    by Benjamini-Hochberg (``q_value``). See docs/voice.md for the flagging rule.
 
     Columns: those of :func:`theme_trends`, then ``baseline_texts``, ``baseline_total``,
-    ``baseline_share`` (%), ``lift`` (share / baseline share; NULL when the baseline is empty),
-    ``p_value``, ``q_value``, ``emerging`` (bool) and ``status`` (``new``, ``spike`` or NULL).
+    ``baseline_share`` (%: the share expected at each kind's baseline share), ``lift`` (texts /
+    expected texts; NULL when none is expected), ``p_value``, ``q_value``, ``emerging`` (bool) and
+    ``status`` (``new``, ``spike`` or NULL).
     """
     test = test or SpikeTest()
-    require_columns(trends, "trends", ("period", "theme_id", "texts", "total"))
-    ordered = trends.sort_values(["theme_id", "period"], ignore_index=True)
-    by_theme = ordered.groupby("theme_id", sort=False)
-
-    def before(column: str) -> pd.Series:
-        rolled = by_theme[column].transform(
-            lambda s: s.shift(1).rolling(test.baseline_periods, min_periods=1).sum()
-        )
-        return rolled.fillna(0)
-
-    baseline_k = before("texts")
-    baseline_n = before("total")
-    history = by_theme["total"].transform(
-        lambda s: (s > 0).astype(float).shift(1).rolling(test.baseline_periods, min_periods=1).sum()
-    )
-    tested = ordered[(history.fillna(0) >= test.min_baseline_periods) & (ordered["total"] > 0)].copy()
-    k = tested["texts"].to_numpy(float)
-    n = tested["total"].to_numpy(float)
-    k0 = baseline_k[tested.index].to_numpy(float)
-    n0 = baseline_n[tested.index].to_numpy(float)
-    share0 = _percent(k0, n0)
+    k_all, n_all = counts.texts, counts.totals
+    n_periods, n_themes, _ = k_all.shape
+    window = test.baseline_periods
+    zero_k = np.zeros((1, *k_all.shape[1:]), dtype=np.int64)
+    cum_k = np.concatenate([zero_k, np.cumsum(k_all, axis=0)])
+    cum_n = np.concatenate([np.zeros((1, n_all.shape[1]), dtype=np.int64), np.cumsum(n_all, axis=0)])
+    cum_h = np.concatenate([[0], np.cumsum(n_all.sum(axis=1) > 0)])
+    index = np.arange(n_periods)
+    first = np.maximum(index - window, 0)
+    base_k, base_n = cum_k[index] - cum_k[first], cum_n[index] - cum_n[first]
+    history = cum_h[index] - cum_h[first]
+    periods = np.flatnonzero((history >= test.min_baseline_periods) & (n_all.sum(axis=1) > 0))
+    rows = counts.frame()
+    if not len(periods):
+        return _tested(rows.iloc[0:0], test)
+    p_idx = np.repeat(periods, n_themes)
+    t_idx = np.tile(np.arange(n_themes), len(periods))
+    k, n = k_all[p_idx, t_idx], n_all[p_idx]
+    k0, n0 = base_k[p_idx, t_idx], base_n[p_idx]
+    upper, _ = tails(k, n, k0, n0)
+    expected = _expected(k, n, k0, n0)
+    tested = rows.iloc[p_idx * n_themes + t_idx].reset_index(drop=True)
+    observed = k.sum(axis=1).astype(float)
+    tested["baseline_texts"] = k0.sum(axis=1)
+    tested["baseline_total"] = n0.sum(axis=1)
+    tested["baseline_share"] = _percent(expected, n.sum(axis=1).astype(float))
     with np.errstate(divide="ignore", invalid="ignore"):
-        lift = np.where(share0 > 0, tested["share"].to_numpy(float) / share0, np.inf)
-        p = st.binom.sf(k - 1, k + k0, n / (n + n0))
-    p = np.where(k > 0, p, 1.0)
-    tested["baseline_texts"] = k0.astype("int64")
-    tested["baseline_total"] = n0.astype("int64")
-    tested["baseline_share"] = share0
-    tested["lift"] = np.where(np.isfinite(lift), lift, np.nan)
-    tested["p_value"] = p
-    tested["q_value"] = _bh(tested["p_value"], tested["period"])
-    flagged = (tested["q_value"] <= test.alpha) & (k >= test.min_count) & (lift >= test.min_lift)
-    tested["emerging"] = flagged.to_numpy()
-    new = lift >= test.new_lift
-    tested["status"] = [("new" if n else "spike") if f else None for f, n in zip(flagged, new, strict=True)]
+        tested["lift"] = np.where(expected > 0, observed / np.where(expected > 0, expected, 1), np.nan)
+    tested["p_value"] = np.where(observed > 0, upper, 1.0)
+    tested["q_value"] = _bh(tested["p_value"].to_numpy(float), p_idx)
+    return _tested(tested, test)
+
+
+def _tested(tested: pd.DataFrame, test: SpikeTest) -> pd.DataFrame:
+    if tested.empty:
+        columns = ["baseline_texts", "baseline_total", "baseline_share", "lift", "p_value", "q_value"]
+        tested = tested.assign(**{c: pd.Series(dtype=float) for c in columns})
+    lift = tested["lift"].to_numpy(float)
+    texts = tested["texts"].to_numpy(float)
+    unexpected = np.isnan(lift) & (texts > 0)  # nothing expected, something came: a new theme
+    big = unexpected | (np.nan_to_num(lift) >= test.min_lift)
+    flagged = (tested["q_value"].to_numpy(float) <= test.alpha) & (texts >= test.min_count) & big
+    new = unexpected | (np.nan_to_num(lift) >= test.new_lift)
+    tested["emerging"] = flagged
+    tested["status"] = [("new" if nw else "spike") if f else None for f, nw in zip(flagged, new, strict=True)]
     return tested.sort_values(["period", "theme_id"], ignore_index=True)
 
 
-def what_changed(trends: pd.DataFrame, *, period: dt.date | None = None, alpha: float = 0.05) -> pd.DataFrame:
+def what_changed(counts: ThemeCounts, *, period: dt.date | None = None, alpha: float = 0.05) -> pd.DataFrame:
     """Each theme in ``period`` (default: the last one) against the period before, ranked:
     significant changes first, then by the size of the change in share.
 
-    Under "the share has not changed", ``k1`` given ``k1 + k0`` is Binomial(k1 + k0, n1 / (n1 +
-    n0)); the two-sided p-value doubles the smaller tail (capped at 1); Benjamini-Hochberg across
-    the themes gives ``q_value``, and ``significant`` is ``q_value <= alpha``.
+    The test is :func:`tails`' with the period before as the baseline, two-sided (twice the
+    smaller tail, capped at 1); Benjamini-Hochberg across the themes gives ``q_value``, and
+    ``significant`` is ``q_value <= alpha``.
 
     Columns: ``rank``, ``theme_id``, ``label``, ``period``, ``previous``, ``texts``,
     ``previous_texts``, ``share``, ``previous_share``, ``change`` (share points), ``direction``
     (``up``, ``down``, ``flat``), ``p_value``, ``q_value``, ``significant``, and with sentiment
     ``sentiment``, ``previous_sentiment`` and ``sentiment_change``.
     """
-    require_columns(trends, "trends", ("period", "theme_id", "label", "texts", "total", "share"))
-    periods = sorted(pd.to_datetime(trends["period"]).unique())
+    last = len(counts.periods) - 1
     if period is not None:
         wanted = naive_utc(period)
-        if wanted not in periods:
+        if wanted not in counts.periods:
             raise ConfigError(f"period {wanted:%Y-%m-%d} is not one of the trend's periods")
-        periods = [p for p in periods if p <= wanted]
-    if len(periods) < 2:
+        last = int(counts.periods.get_loc(wanted))
+    if last < 1:
         raise NotEnoughTexts(
-            "what changed needs two complete periods with texts; "
-            f"there {'is' if len(periods) == 1 else 'are'} {len(periods)}"
+            f"what changed needs a {counts.grain} before {counts.periods[last]:%Y-%m-%d}"
+            if period is not None
+            else "what changed needs two complete periods with texts; there is 1"
         )
-    now = trends[trends["period"] == periods[-1]].set_index("theme_id")
-    before = trends[trends["period"] == periods[-2]].set_index("theme_id").reindex(now.index)
-    k1, n1 = now["texts"].to_numpy(float), now["total"].to_numpy(float)
-    k0 = before["texts"].fillna(0).to_numpy(float)
-    n0 = before["total"].fillna(0).to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        trials, prob = k1 + k0, n1 / (n1 + n0)
-        upper = st.binom.sf(k1 - 1, trials, prob)
-        lower = st.binom.cdf(k1, trials, prob)
-    p = np.where(trials > 0, np.minimum(1.0, 2 * np.minimum(upper, lower)), 1.0)
+    rows = counts.frame()
+    n_themes = len(counts.themes)
+    now = rows.iloc[last * n_themes : (last + 1) * n_themes].reset_index(drop=True)
+    before = rows.iloc[(last - 1) * n_themes : last * n_themes].reset_index(drop=True)
+    k, k0 = counts.texts[last], counts.texts[last - 1]
+    n = np.broadcast_to(counts.totals[last], k.shape)
+    n0 = np.broadcast_to(counts.totals[last - 1], k.shape)
+    upper, lower = tails(k, n, k0, n0)
     out = pd.DataFrame(
         {
-            "theme_id": now.index,
-            "label": now["label"].to_numpy(),
-            "period": periods[-1],
-            "previous": periods[-2],
-            "texts": k1.astype("int64"),
-            "previous_texts": k0.astype("int64"),
-            "share": now["share"].to_numpy(float),
-            "previous_share": before["share"].to_numpy(float),
+            "theme_id": now["theme_id"],
+            "label": now["label"],
+            "period": now["period"],
+            "previous": before["period"],
+            "texts": now["texts"],
+            "previous_texts": before["texts"],
+            "share": now["share"],
+            "previous_share": before["share"],
         }
     )
     out["change"] = out["share"] - out["previous_share"]
     out["direction"] = np.select([out["change"] > 0, out["change"] < 0], ["up", "down"], "flat")
-    out["p_value"] = p
-    out["q_value"] = _bh(out["p_value"], pd.Series(np.zeros(len(out))))
+    out["p_value"] = np.minimum(1.0, 2 * np.minimum(upper, lower))
+    out["q_value"] = _bh(out["p_value"].to_numpy(float), np.zeros(len(out)))
     out["significant"] = out["q_value"] <= alpha
-    if "sentiment" in trends.columns:
-        out["sentiment"] = now["sentiment"].to_numpy(float)
-        out["previous_sentiment"] = before["sentiment"].to_numpy(float)
+    if "sentiment" in rows.columns:
+        out["sentiment"] = now["sentiment"]
+        out["previous_sentiment"] = before["sentiment"]
         out["sentiment_change"] = out["sentiment"] - out["previous_sentiment"]
     out["_size"] = out["change"].abs()
     out = out.sort_values(["significant", "_size", "theme_id"], ascending=[False, False, True])
@@ -352,19 +491,20 @@ def trend_report(
     test = test or SpikeTest()
     if periods is not None and periods < 1:
         raise ConfigError(f"periods must be at least 1, not {periods}")
-    trends = theme_trends(
+    counts = theme_counts(
         texts, assignments, as_of=as_of, grain=grain, start=start, include_partial=include_partial
     )
+    trends = counts.frame()
     notes: list[str] = []
-    tested = emerging_issues(trends, test)
+    tested = emerging_issues(counts, test)
     if tested.empty:
         notes.append(
             f"emerging issues need {test.min_baseline_periods} earlier {grain}s with texts; "
-            f"there are {trends['period'].nunique() - 1}"
+            f"there are {int((counts.totals.sum(axis=1) > 0).sum()) - 1}"
         )
     emerging = tested[tested["emerging"]].reset_index(drop=True)
     try:
-        changes = what_changed(trends, alpha=test.alpha)
+        changes = what_changed(counts, alpha=test.alpha)
     except NotEnoughTexts as exc:
         notes.append(str(exc))
         changes = pd.DataFrame()
