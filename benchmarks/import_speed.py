@@ -223,6 +223,32 @@ def ru_maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (every thread: DuckDB's workers too).
+
+    Far less sensitive than wall time to other work on a shared machine: it counts what this
+    process computed, not how long it waited for a core.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of another process on this machine (a PostgreSQL backend)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None  # PostgreSQL on another machine: its CPU is not measured
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pg_backend_cpu(conn: Any) -> tuple[int, float | None]:
+    """(pid, CPU seconds so far) of the PostgreSQL backend serving a psycopg connection."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    pid = int(row[0])
+    return pid, process_cpu_seconds(pid)
+
+
 def child_main(args: argparse.Namespace) -> dict[str, Any]:
     if args.case == "cxloop":
         return child_cxloop(args)
@@ -254,7 +280,9 @@ def child_cxloop(args: argparse.Namespace) -> dict[str, Any]:
         if profiler:
             profiler.phase = name
 
-    with profiler.installed() if profiler else contextlib.nullcontext():
+    backends = _watch_pg_backends()
+    with profiler.installed() if profiler else contextlib.nullcontext(), backends:
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         result = import_file(
             store,
@@ -264,11 +292,13 @@ def child_cxloop(args: argparse.Namespace) -> dict[str, Any]:
             on_step=on_step,
         )
         import_seconds = time.perf_counter() - t0
+        pg_cpu = backends.cpu_used()
         # Closing is part of the import a user waits for (the CLI closes the store before it
         # exits; DuckDB checkpoints then), as it is part of the baseline's time.
         t0 = time.perf_counter()
         store.close()
         close_seconds = time.perf_counter() - t0
+        cpu = cpu_seconds() - cpu0
     on_step("done")
     rss = peak_rss_mb()
     store = Store.open(args.store)
@@ -283,6 +313,9 @@ def child_cxloop(args: argparse.Namespace) -> dict[str, Any]:
         "import_seconds": import_seconds,
         "close_seconds": close_seconds,
         "open_seconds": open_s,
+        "cpu_seconds": cpu,
+        "pg_backend_cpu_seconds": pg_cpu,
+        "total_cpu_seconds": cpu + (pg_cpu or 0.0),
         "peak_rss_mb": rss,
         "ru_maxrss_mb": ru_maxrss_mb(),
         "steps": steps,
@@ -303,21 +336,69 @@ def child_cxloop(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+class _PgBackends:
+    """The PostgreSQL backends cxloop's import transactions ran on, and their CPU time."""
+
+    def __init__(self) -> None:
+        self.start: dict[int, float | None] = {}
+        self._restore: Any = None
+
+    def __enter__(self) -> _PgBackends:
+        from cxloop.store import bulk
+
+        original = bulk.postgres_transaction
+        watcher = self
+
+        @contextlib.contextmanager
+        def watched(*a: Any, **kw: Any) -> Iterator[Any]:
+            with original(*a, **kw) as tx:
+                pid, cpu = pg_backend_cpu(tx.pg)
+                watcher.start.setdefault(pid, cpu)
+                yield tx
+
+        bulk.postgres_transaction = watched
+        self._restore = (bulk, original)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        owner, original = self._restore
+        owner.postgres_transaction = original
+
+    def cpu_used(self) -> float | None:
+        """CPU seconds the backends used since the import began (they outlive the transaction:
+        the connection goes back to the pool); None on DuckDB or a remote server."""
+        used = 0.0
+        for pid, start in self.start.items():
+            now = process_cpu_seconds(pid)
+            if start is None or now is None:
+                return None
+            used += now - start
+        return used if self.start else None
+
+
+def _watch_pg_backends() -> _PgBackends:
+    return _PgBackends()
+
+
 def child_duckdb_baseline(args: argparse.Namespace) -> dict[str, Any]:
     import duckdb
 
     reader = "read_parquet" if args.file.endswith(".parquet") else "read_csv"
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     conn = duckdb.connect(args.store)
     conn.execute(f"CREATE TABLE t AS SELECT * FROM {reader}('{args.file}')")
     conn.close()
     seconds = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0
     rss = peak_rss_mb()
     conn = duckdb.connect(args.store, read_only=True)
     row = conn.execute("SELECT count(*) FROM t").fetchone()
     conn.close()
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
+        "total_cpu_seconds": cpu,
         "peak_rss_mb": rss,
         "ru_maxrss_mb": ru_maxrss_mb(),
         "rows": int(row[0]) if row else 0,
@@ -327,8 +408,10 @@ def child_duckdb_baseline(args: argparse.Namespace) -> dict[str, Any]:
 def child_pg_copy(args: argparse.Namespace) -> dict[str, Any]:
     import psycopg
 
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     with psycopg.connect(args.store) as conn:
+        pid, pg_cpu0 = pg_backend_cpu(conn)
         with conn.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS order_lines_bare")
             cur.execute(BARE_TABLE_SQL)
@@ -342,6 +425,9 @@ def child_pg_copy(args: argparse.Namespace) -> dict[str, Any]:
                     copy.write(data)
         conn.commit()
         seconds = time.perf_counter() - t0
+        cpu = cpu_seconds() - cpu0
+        pg_cpu_now = process_cpu_seconds(pid)
+        pg_cpu = None if pg_cpu0 is None or pg_cpu_now is None else pg_cpu_now - pg_cpu0
         rss = peak_rss_mb()
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM order_lines_bare")
@@ -349,6 +435,9 @@ def child_pg_copy(args: argparse.Namespace) -> dict[str, Any]:
             cur.execute("DROP TABLE order_lines_bare")
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
+        "pg_backend_cpu_seconds": pg_cpu,
+        "total_cpu_seconds": cpu + (pg_cpu or 0.0),
         "peak_rss_mb": rss,
         "ru_maxrss_mb": ru_maxrss_mb(),
         "rows": int(row[0]) if row else 0,
@@ -710,6 +799,8 @@ def summarise(
 ) -> dict[str, Any]:
     seconds = first["seconds"]
     ratio = seconds / baseline["seconds"] if baseline else None
+    base_cpu = baseline.get("total_cpu_seconds") if baseline else None
+    cpu_ratio = first["total_cpu_seconds"] / base_cpu if base_cpu else None
     ok_rows = first["loaded"] == lines and first["rejected"] == 0 and first["stored_order_lines"] == lines
     ok_again = again is None or (
         again["unchanged"] == lines
@@ -733,6 +824,9 @@ def summarise(
         "baseline": baseline,
         "baseline_seconds": baseline["seconds"] if baseline else None,
         "ratio": ratio,
+        "cpu_seconds": first["total_cpu_seconds"],
+        "baseline_cpu_seconds": base_cpu,
+        "cpu_ratio": cpu_ratio,
         "rows_ok": ok_rows,
         "reimport_ok": ok_again,
         "pass": passed,
@@ -746,7 +840,7 @@ def print_table(results: dict[str, Any]) -> None:
     head = (
         f"{'case':<17} {'rows':>11} {'seconds':>8} {'rows/s':>10} {'peakRSS MB':>10} "
         f"{'base s':>7} {'ratio':>6} {'base RSS':>8}  {'target':<22} {'result':<6} "
-        f"{'re-import s':>11} {'re RSS MB':>9}"
+        f"{'re-import s':>11} {'re RSS MB':>9} {'CPU s':>7} {'base CPU':>8} {'CPU ratio':>9}"
     )
     print()
     print(f"cxloop import of {results['lines']:,} order lines (versions: {results['versions']})")
@@ -767,16 +861,21 @@ def print_table(results: dict[str, Any]) -> None:
         again_s = f"{again['seconds']:.1f}" if again else "-"
         again_rss = f"{again['peak_rss_mb']:.0f}" if again else "-"
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[c["pass"]]
+        base_cpu = f"{c['baseline_cpu_seconds']:.1f}" if c["baseline_cpu_seconds"] else "-"
+        cpu_ratio = f"{c['cpu_ratio']:.2f}x" if c["cpu_ratio"] is not None else "-"
         print(
             f"{c['case']:<17} {c['rows']:>11,} {c['seconds']:>8.1f} {c['rows_per_s']:>10,.0f} "
             f"{c['peak_rss_mb']:>10,.0f} {base_s:>7} {ratio:>6} {base_rss:>8}  "
-            f"{'<=2.0x, RSS<2048MB':<22} {verdict:<6} {again_s:>11} {again_rss:>9}"
+            f"{'<=2.0x, RSS<2048MB':<22} {verdict:<6} {again_s:>11} {again_rss:>9} "
+            f"{c['cpu_seconds']:>7.1f} {base_cpu:>8} {cpu_ratio:>9}"
         )
         if not (c["rows_ok"] and c["reimport_ok"]):
             print(f"   !! row counts wrong: import={_counts(c['import'])} re-import={_counts(again)}")
     print()
     print("Baselines: duckdb:* = DuckDB CREATE TABLE AS SELECT * FROM read_csv/read_parquet of the file;")
     print("           postgres:* = bare COPY of the CSV into an unindexed table (also for parquet).")
+    print("CPU: user + system seconds of the measured process, plus its PostgreSQL backend's on postgres:*")
+    print("     (the wall ratio is the target; CPU time depends far less on what else the machine runs).")
     print("Steps of each import (seconds):")
     for c in results["cases"]:
         for label, run in (("import", c["import"]), ("re-import", c["reimport"])):
