@@ -38,6 +38,7 @@ _SIGNATURE: Final = re.compile(
     r"(?:(?<=[.!?\n])|^)\s*(?:(?i:(?:many |best |kind |warm )?(?:thanks|thank you|regards|cheers|"
     rf"sincerely|obrigad[oa]|att|atenciosamente))[\s,.!-]*)?(?:{_NAME}(?:\s+{_NAME})?)?\s*$"
 )
+_TAIL: Final = 80
 TOKEN_PATTERN: Final = r"(?u)\b[^\W\d_]{2,}\b"
 
 
@@ -75,11 +76,15 @@ STOP_WORDS: Final = frozenset(ENGLISH_STOP_WORDS) | COURTESY | GENERIC | PORTUGU
 def clean(text: str) -> str:
     """``text`` without URLs, e-mail addresses, handles, tokens holding digits, greeting and
     signature; lower-cased."""
-    text = _URL.sub(" ", text)
-    text = _EMAIL.sub(" ", text)
-    text = _HANDLE.sub(" ", text)
+    if "http" in text or "www." in text:
+        text = _URL.sub(" ", text)
+    if "@" in text:
+        text = _EMAIL.sub(" ", text)
+        text = _HANDLE.sub(" ", text)
     text = _GREETING.sub(" ", text)
-    text = _SIGNATURE.sub(" ", text)
+    # A signature is short: look for it in the last characters only (the regex is slow on long texts).
+    cut = max(0, len(text) - _TAIL)
+    text = text[:cut] + _SIGNATURE.sub(" ", text[cut:])
     text = _DIGITS.sub(" ", text)
     return text.lower()
 
