@@ -194,3 +194,22 @@ def voice_demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Store.open(str(path)) as store:
         load_demo(store, customers=5_000, seed=7, as_of=dt.date(2026, 1, 1))
     return path
+
+
+@pytest.fixture(scope="session")
+def voice_demo_themes_file(voice_demo_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of :func:`voice_demo_file` with themes discovered in our own brand's texts (every
+    kind, before 2026-01-01), as a user would after ``cxloop demo``, and their sentiment scored
+    (cached). Closed; copy it to change it."""
+    import shutil
+
+    from cxloop.voice.sentiment import corpus_sentiment
+    from cxloop.voice.themes import discover
+
+    path = tmp_path_factory.mktemp("voice-demo-themes") / "demo.duckdb"
+    shutil.copyfile(voice_demo_file, path)
+    as_of = dt.datetime(2026, 1, 1)
+    with Store.open(str(path)) as store:
+        discover(store, competitors=False, end=as_of, clock=lambda: as_of)
+        corpus_sentiment(store, competitors=False, end=as_of, clock=lambda: as_of)
+    return path

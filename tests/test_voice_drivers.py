@@ -5,7 +5,9 @@ priority; per segment; and too little data said plainly."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,13 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
+from cxloop.cli.output import to_jsonable
 from cxloop.errors import ConfigError
+from cxloop.metrics.frames import records
 from cxloop.store.store import Store
 from cxloop.voice.drivers import answers, key_drivers, store_key_drivers
 from cxloop.voice.trends import NotEnoughTexts
+from test_cli import cxloop
 from test_voice_trends import keyword_themes
 
 AS_OF = dt.datetime(2025, 7, 1)
@@ -290,3 +295,50 @@ def test_the_demo_delivery_problems_drive_ratings_down_overall_and_per_segment(d
         demo_store, assign=keyword_themes, as_of=dt.datetime(2026, 1, 1), segment="consumer"
     )
     assert set(only.drivers["segment"]) == {"consumer"}
+
+
+def test_drivers_over_the_discovered_themes_of_the_demo(voice_demo_themes_file: Path) -> None:
+    """With the store's own curated themes (the default): every fix-first row is a theme whose
+    score is significantly lower, ranked by priority, and each segment is there."""
+    with Store.open(str(voice_demo_themes_file)) as store:
+        report = store_key_drivers(store, as_of=dt.datetime(2026, 1, 1), by_segment=True)
+
+    fix = report.fix_first
+    assert not fix.empty
+    assert (fix["ci_high"] < 0).all() and fix["significant"].all()
+    for _, group in fix.groupby("segment"):
+        assert list(group["priority"]) == sorted(group["priority"], reverse=True)
+    assert {"all", "consumer", "small_business", "enterprise"} <= set(report.drivers["segment"])
+    ranked = report.drivers[report.drivers["rank"].notna()]
+    assert ranked[["gap", "ci_low", "ci_high"]].notna().all().all()  # a rank always has its numbers
+
+
+# ------------------------------------------------------------------ cxloop voice drivers
+
+
+def test_cli_drivers(voice_demo_themes_file: Path, tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    shutil.copyfile(voice_demo_themes_file, db)
+    as_of = dt.datetime(2026, 1, 1)
+    with Store.open(str(db)) as store:
+        expected = store_key_drivers(store, as_of=as_of, by_segment=True)
+
+    answer = cxloop(
+        "--db", str(db), "voice", "drivers", "--as-of", "2026-01-01", "--by-segment", "--json", cwd=tmp_path
+    )
+    shown = cxloop(
+        "--db", str(db), "voice", "drivers", "--as-of", "2026-01-01", "--segment", "consumer", cwd=tmp_path
+    )
+    unknown = cxloop("--db", str(db), "voice", "drivers", "--segment", "retail", cwd=tmp_path)
+    both = cxloop("--db", str(db), "voice", "drivers", "--segment", "consumer", "--by-segment", cwd=tmp_path)
+
+    assert answer.returncode == 0, answer.stderr
+    data = json.loads(answer.stdout)
+    assert data["drivers"] == json.loads(json.dumps(to_jsonable(records(expected.drivers))))
+    assert data["fix_first"] == json.loads(json.dumps(to_jsonable(records(expected.fix_first))))
+    assert data["notes"] == list(expected.notes)
+    assert shown.returncode == 0, shown.stderr
+    assert "Fix these first (as of 2026-01-01)" in shown.stdout and "consumer" in shown.stdout
+    assert unknown.returncode == 1
+    assert "segment 'retail' is not one of consumer, enterprise, small_business" in unknown.stderr
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -8,13 +8,15 @@ from typing import Any
 
 import typer
 
-from cxloop.cli import voice_themes
+from cxloop.cli import voice_insights, voice_themes
 from cxloop.cli.app import reporting_errors, state
 from cxloop.cli.metrics import DATE_FORMATS, records
 from cxloop.cli.output import csv_option, json_option, print_rows
 
 app = typer.Typer(help="Voice of the customer: sentiment of tickets, reviews, posts and survey comments.")
 app.add_typer(voice_themes.app, name="themes")
+app.command("trends")(voice_insights.trends)
+app.command("drivers")(voice_insights.drivers)
 
 _BRANDS = {"all": None, "own": False, "competitors": True}
 

@@ -37,7 +37,7 @@ from cxloop.errors import ConfigError
 from cxloop.metrics.source import store_source, to_pandas
 from cxloop.metrics.stats import nps_variance, wilson
 from cxloop.voice.corpus import corpus
-from cxloop.voice.trends import Assign, NotEnoughTexts, naive_utc, require_columns
+from cxloop.voice.trends import Assign, NotEnoughTexts, naive_utc, require_columns, taxonomy_themes
 
 if TYPE_CHECKING:
     from cxloop.store.store import Store
@@ -308,7 +308,7 @@ def _mean_gap(w: Stats, o: Stats, z: float, confidence: float) -> tuple[np.ndarr
 def store_key_drivers(
     store: Store,
     *,
-    assign: Assign,
+    assign: Assign | None = None,
     as_of: dt.datetime,
     start: dt.datetime | None = None,
     segment: str | None = None,
@@ -317,7 +317,9 @@ def store_key_drivers(
     confidence: float = 0.95,
 ) -> DriversReport:
     """:func:`key_drivers` over our own brand's scored survey comments and reviews in the store
-    (written in ``[start, as_of)``), themed by ``assign``, with the customers' segments."""
+    (written in ``[start, as_of)``), themed by ``assign`` (default: the store's curated taxonomy,
+    :func:`cxloop.voice.trends.taxonomy_themes`), with the customers' segments."""
+    assign = assign or taxonomy_themes(store)
     with store_source(store) as source:
         table = corpus(source, kinds=("survey", "review"), start=start, end=as_of, competitors=False)
         texts = to_pandas(table.filter(table.score.notnull()).order_by(["at", "text_id"]))

@@ -519,10 +519,33 @@ def trend_report(
 Assign = Callable[[pd.DataFrame], pd.DataFrame]
 
 
+def taxonomy_themes(store: Store) -> Assign:
+    """The store's current curated themes (:func:`cxloop.voice.themes.tag`) as an :data:`Assign`:
+    each text's theme under the latest taxonomy version, untagged texts left out. With no themes
+    discovered yet it raises ``ConfigError`` saying so (at once, before any text is read)."""
+    from cxloop.voice.themes import current_taxonomy, tag
+
+    if current_taxonomy(store) is None:
+        raise ConfigError("no themes yet: discover them first (cxloop voice themes discover)")
+
+    def assign(texts: pd.DataFrame) -> pd.DataFrame:
+        tagged = tag(store, texts["text"].fillna("").astype(str).tolist())
+        keep = tagged["theme_id"].notna().to_numpy()
+        return pd.DataFrame(
+            {
+                "text_id": texts["text_id"].to_numpy()[keep],
+                "theme_id": tagged["theme_id"][keep].astype("int64").to_numpy(),
+                "label": tagged["label"].to_numpy()[keep],
+            }
+        )
+
+    return assign
+
+
 def store_trend_report(
     store: Store,
     *,
-    assign: Assign,
+    assign: Assign | None = None,
     as_of: dt.datetime,
     kinds: Iterable[str] = KINDS,
     grain: str = "week",
@@ -532,10 +555,12 @@ def store_trend_report(
     periods: int | None = None,
 ) -> TrendReport:
     """:func:`trend_report` over our own brand's texts of ``kinds`` in the store (written before
-    ``as_of``), with their sentiment (cached; only new texts are scored) and ``assign``'s themes."""
+    ``as_of``), with their sentiment (cached; only new texts are scored) and themes (``assign``;
+    default: the store's curated taxonomy, :func:`taxonomy_themes`)."""
     from cxloop.voice.sentiment import corpus_sentiment
 
     check_grain(grain)
+    assign = assign or taxonomy_themes(store)
     texts = corpus_sentiment(store, kinds=kinds, start=start, end=as_of, competitors=False)
     return trend_report(
         texts, assign(texts), as_of=as_of, grain=grain, start=start,
