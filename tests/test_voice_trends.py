@@ -18,11 +18,13 @@ import pytest
 
 from cxloop import demo
 from cxloop.cli.output import to_jsonable
+from cxloop.demo_store import load_demo
 from cxloop.errors import ConfigError
 from cxloop.metrics.frames import records
 from cxloop.metrics.source import store_source, to_pandas
 from cxloop.store.store import Store
 from cxloop.voice.corpus import corpus_frame
+from cxloop.voice.drivers import store_key_drivers
 from cxloop.voice.trends import (
     NotEnoughTexts,
     SpikeTest,
@@ -521,3 +523,32 @@ def test_cli_trends_says_what_is_missing(voice_demo_file: Path, tmp_path: Path) 
     assert no_themes.returncode == 1 and "no themes yet: discover them first" in no_themes.stderr
     assert bad_grain.returncode == 1 and "grain must be one of week, month, not 'day'" in bad_grain.stderr
     assert too_early.returncode == 1 and "error:" in too_early.stderr and "Traceback" not in too_early.stderr
+
+
+# ------------------------------------------------------------------ the same on PostgreSQL
+
+
+def _voice_figures(store: Store) -> dict[str, pd.DataFrame]:
+    trends = store_trend_report(store, assign=keyword_themes, as_of=DEMO_AS_OF, grain="month")
+    drivers = store_key_drivers(store, assign=keyword_themes, as_of=DEMO_AS_OF, by_segment=True, min_n=5)
+    return {
+        "trends": trends.trends,
+        "emerging": trends.emerging,
+        "changes": trends.changes,
+        "drivers": drivers.drivers,
+        "fix_first": drivers.fix_first,
+    }
+
+
+@pytest.mark.postgres
+def test_trends_and_drivers_are_the_same_on_postgresql(pg_schema_url: str, tmp_path: Path) -> None:
+    figures = []
+    for url in (str(tmp_path / "demo.duckdb"), pg_schema_url):
+        with Store.open(url) as store:
+            load_demo(store, customers=400, seed=11, as_of=DEMO_AS_OF.date())
+            figures.append(_voice_figures(store))
+    on_duck, on_pg = figures
+
+    for name, want in on_duck.items():
+        assert len(want) > 0 or name == "emerging", name
+        pd.testing.assert_frame_equal(on_pg[name], want, check_exact=False, rtol=1e-6, obj=name)
