@@ -210,7 +210,7 @@ def test_api_refuses_what_cannot_be_fitted_and_bad_parameters(
 
 
 def test_the_api_fits_once_per_import(tmp_path: Path, load: Any) -> None:
-    from conftest import write
+    from conftest import until_the_server_checks_the_data, write
 
     path = tmp_path / "cache.duckdb"
     with Store.open(str(path)) as store:
@@ -237,6 +237,7 @@ def test_the_api_fits_once_per_import(tmp_path: Path, load: Any) -> None:
                 "order_id,line_no,customer_id,ordered_at,quantity,amount\nZ1,1,NEW,2025-12-30 10:00:00,1,10\n"
             )
             load(store, "order-lines", write(tmp_path / "more.csv", lines))
+            until_the_server_checks_the_data(client)  # imported outside the server
             after = ok(client.get("/api/v1/value/fit", params={"as_of": "2026-01-01"}, headers=headers))
             assert cache.stats.computed == 3
             assert after[0]["customers"] == first[0]["customers"] + 1
