@@ -217,6 +217,12 @@ Kinds = Annotated[
     list[Kind] | None,
     Query(description="Text kinds (repeat for several; default all)", examples=[["review", "ticket"]]),
 ]
+Brands = Annotated[
+    Literal["all", "own", "competitors"], Query(description="Our brand's texts, competitors', or all")
+]
+SentimentModel = Annotated[
+    Literal["store", "vader"], Query(description="store (the store's fitted model, else VADER) or vader")
+]
 From = Annotated[
     dt.datetime | None,
     Query(alias="from", description="From this moment, UTC (inclusive)", examples=["2025-01-01"]),
@@ -303,12 +309,8 @@ def sentiment(
     kind: Kinds = None,
     start: From = None,
     end: To = None,
-    brands: Annotated[
-        Literal["all", "own", "competitors"], Query(description="Our brand's texts, competitors', or all")
-    ] = "all",
-    model: Annotated[
-        Literal["store", "vader"], Query(description="store (the store's fitted model, else VADER) or vader")
-    ] = "store",
+    brands: Brands = "all",
+    model: SentimentModel = "store",
     by: Annotated[
         list[Literal["kind", "source", "brand", "language"]] | None,
         Query(description="Group by these (repeatable; default kind and source)", examples=[["brand"]]),
@@ -334,10 +336,8 @@ def sentiment_texts(
     kind: Kinds = None,
     start: From = None,
     end: To = None,
-    brands: Annotated[
-        Literal["all", "own", "competitors"], Query(description="Our brand, competitors, all")
-    ] = "all",
-    model: Annotated[Literal["store", "vader"], Query(description="store or vader")] = "store",
+    brands: Brands = "all",
+    model: SentimentModel = "store",
     label: Annotated[
         Literal["positive", "neutral", "negative"] | None, Query(description="Only texts with this label")
     ] = None,
@@ -568,9 +568,7 @@ def voice_themes(
     kind: Kinds = None,
     start: From = None,
     end: To = None,
-    brands: Annotated[
-        Literal["all", "own", "competitors"], Query(description="Our brand, competitors, all")
-    ] = "all",
+    brands: Brands = "all",
     grain: Annotated[Literal["week", "month"], Query(description="Period of each theme's trend")] = "month",
     quotes: Annotated[int, Query(ge=0, le=20, description="Representative quotes per theme")] = 3,
 ) -> Themes:
