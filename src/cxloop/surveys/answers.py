@@ -175,7 +175,10 @@ def _link(conn: sa.Connection, token: str, reply_hint: str | None, now: dt.datet
             409 if survey.state == "closed" else 404,
             "this survey is closed" if survey.state == "closed" else "this survey is not open yet",
         )
-    reply = conn.execute(_REPLY, {"rid": reply_hint or lid, "lid": lid}).first()
+    # A personal link has one reply, named after the link: a hint (cookie, form) counts only for a
+    # public link, whose replies are one per browser.
+    hint = reply_hint if link.kind == "public" else None
+    reply = conn.execute(_REPLY, {"rid": hint or lid, "lid": lid}).first()
     found = _Found(
         link.link_id,
         link.survey_id,
