@@ -336,6 +336,47 @@ def test_a_failed_invitation_is_retried_once_later(shop: Store, smtp_server: Any
     assert invitations(shop) == [("C2", "email", T0 + DAY)]
 
 
+def test_mails_sent_move_the_response_rate_figures_the_metrics_cache_serves(
+    shop: Store, smtp_server: Any
+) -> None:
+    from cxloop.metrics.cache import MetricsCache, store_fingerprint
+    from cxloop.surveys.links import create_links, segment_customers
+
+    cache = MetricsCache(lambda: store_fingerprint(shop))
+
+    def invited() -> list[float]:  # the response rate's denominator per day, through the cache
+        kpi = cache.compute(shop, "response_rate", grain="day", start=T0 - DAY, as_of=T0 + 3 * DAY)
+        return kpi["n"].tolist()
+
+    def sent() -> int:
+        with shop.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(schema.survey_invitations)).scalar_one()
+            )
+
+    stamps = [store_fingerprint(shop)]
+    assert invited() == []
+    with SmtpSender(smtp(smtp_server)) as mailer:
+        send_survey(shop, "nps-q1", mailer=mailer, now=T0, settings=SETTINGS, customer_ids=["C1", "C2"])
+        stamps.append(store_fingerprint(shop))
+        assert sent() == 1 and invited() == [1]  # C1 invited (C2's address refused)
+        with shop.engine.begin() as conn:
+            conn.execute(
+                schema.customers.update()
+                .where(schema.customers.c.customer_id == "C2")
+                .values(email="bo@x.com")
+            )
+        retry_failed(shop, mailer=mailer, now=T0 + DAY, settings=SETTINGS)  # updates C2's delivery
+        stamps.append(store_fingerprint(shop))
+        assert sent() == 2 and invited() == [1, 1]
+    # Links made for a mail merge record invitations too (`cxloop surveys links`).
+    create_links(shop, "nps-q1", segment_customers(shop, None), now=T0 + DAY, channel="email")
+    stamps.append(store_fingerprint(shop))
+    assert sent() == 6 and invited() == [1, 5]
+    assert len(set(stamps)) == len(stamps)
+    assert cache.stats.computed == 4
+
+
 def test_a_failure_is_retried_only_once(shop: Store, smtp_server: Any) -> None:
     with SmtpSender(smtp(smtp_server)) as mailer:
         send_survey(shop, "nps-q1", mailer=mailer, now=T0, settings=SETTINGS, customer_ids=["C2"])

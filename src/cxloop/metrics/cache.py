@@ -50,6 +50,8 @@ from cxloop.metrics.kpi import Kpi
 from cxloop.metrics.query import Options
 from cxloop.metrics.source import Source
 from cxloop.store import schema
+from cxloop.surveys.distribution import sends_stamp_query
+from cxloop.surveys.links import SOURCE
 
 if TYPE_CHECKING:
     from cxloop.store.store import Store
@@ -63,17 +65,24 @@ __all__ = ["CacheStats", "MetricsCache", "store_fingerprint"]
 
 def store_fingerprint(store: Store) -> Hashable:
     """What changes whenever the store's business data does: (imports recorded, latest
-    ``finished_at``, survey replies, writes to them). One small query: answers given on cxloop's
-    own survey pages change it at once (``survey_replies.revision``, see cxloop.surveys.answers)."""
-    imports, replies = schema.imports, schema.survey_replies
+    ``finished_at``, survey replies, writes to them, survey mails recorded, latest attempt,
+    invitations cxloop recorded). One small query: answers given on cxloop's own survey pages
+    change it at once (``survey_replies.revision``, see cxloop.surveys.answers), and so do the
+    invitations ``cxloop surveys send`` mails (``survey_deliveries``, see
+    :func:`cxloop.surveys.distribution.sends_stamp`) and those ``cxloop surveys links`` records
+    (``survey_invitations`` of source ``cxloop``): the response rate's denominator."""
+    imports, replies, invitations = schema.imports, schema.survey_replies, schema.survey_invitations
     latest_import = sa.select(sa.func.count(), sa.func.max(imports.c.finished_at)).subquery()
     answers = sa.select(
         sa.func.count().label("replies"), sa.func.coalesce(sa.func.sum(replies.c.revision), 0).label("writes")
     ).subquery()
+    sends = sends_stamp_query().subquery()
+    invited = sa.select(sa.func.count().label("invited")).where(invitations.c.source == SOURCE).subquery()
     with store.engine.connect() as conn:
-        both = latest_import.join(answers, sa.true())  # one row each: one row
-        count, latest, n_replies, writes = conn.execute(sa.select(both)).one()
-    return int(count), latest, int(n_replies), int(writes)
+        # one row each: one row
+        every = latest_import.join(answers, sa.true()).join(sends, sa.true()).join(invited, sa.true())
+        count, latest, n_replies, writes, mails, last_mail, n_invited = conn.execute(sa.select(every)).one()
+    return int(count), latest, int(n_replies), int(writes), int(mails), last_mail, int(n_invited)
 
 
 @dataclass

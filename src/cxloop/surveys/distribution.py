@@ -60,6 +60,7 @@ __all__ = [
     "send_resurvey",
     "send_survey",
     "sends_stamp",
+    "sends_stamp_query",
 ]
 
 D = survey_deliveries
@@ -544,8 +545,17 @@ def resurvey_callback(
     return send
 
 
+def sends_stamp_query() -> sa.Select[int, dt.datetime | None]:
+    """The query of :func:`sends_stamp`, for a fingerprint that folds it into a larger one."""
+    deliveries = sa.func.count().label("deliveries")
+    latest: sa.Label[dt.datetime | None] = sa.func.max(D.c.last_attempt_at).label("last_attempt")
+    return sa.select(deliveries, latest)
+
+
 def sends_stamp(conn: sa.Connection) -> tuple[int, dt.datetime | None]:
-    """(deliveries, latest attempt): changes with every mail recorded, so a data fingerprint that
-    includes it sees new invitations (the response rate's denominator) at once."""
-    count, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(D.c.last_attempt_at))).one()
+    """(deliveries, latest attempt): changes with every mail recorded (a retry updates its
+    delivery's ``last_attempt_at``), so a data fingerprint that includes it sees new invitations
+    (the response rate's denominator) at once. :func:`cxloop.metrics.cache.store_fingerprint`
+    includes it."""
+    count, latest = conn.execute(sends_stamp_query()).one()
     return int(count), latest
