@@ -103,8 +103,15 @@ def test_score_first_comment_later_then_edit_within_the_window(
         answers={"delivery": ["slow"], "again": ["no"]},
         now=T0,
     )
-    got = rows(store, "SELECT question_id, score, comment FROM survey_responses ORDER BY question_id")
-    assert got == [("again", 0, None), ("delivery", None, "slow"), ("main", 3, "Late <b>again</b>")]
+    got = rows(
+        store, "SELECT question_id, score, comment, choices FROM survey_responses ORDER BY question_id"
+    )
+    assert got == [
+        ("again", 0, None, None),
+        ("delivery", None, None, "slow"),  # a choice is not something the customer wrote
+        ("main", 3, "Late <b>again</b>", None),
+    ]
+    assert answers.open_link(store, live, link.token, now=T0, with_answers=True).answers["delivery"] == "slow"
 
     answers.save_score(store, live, link.token, form_token=form, score="7", now=T0 + dt.timedelta(hours=23))
     assert rows(store, "SELECT score, comment FROM survey_responses WHERE question_id = 'main'") == [
@@ -327,3 +334,120 @@ def test_a_group_commit_saves_each_answer_once_and_refuses_only_the_bad_ones(duc
     ]
     assert 0 < writer.groups < 72  # several answers per commit
     store.close()
+
+
+# -- choice answers: kept apart from what customers wrote -----------------------------------------
+
+CHOICES = {
+    "id": "after-visit",
+    "name": "After your visit",
+    "main": {"kind": "nps"},
+    "questions": [
+        {"id": "reason", "type": "single", "text": "The main reason?", "choices": ["price", "slow", "staff"]},
+        {"id": "topics", "type": "multiple", "text": "What mattered?", "choices": ["delivery", "returns"]},
+        {"id": "why", "type": "text", "text": "Anything else?"},
+    ],
+}
+
+
+def test_choice_answers_are_not_read_as_customer_text(store: Store) -> None:
+    from cxloop.cases import open_cases
+    from cxloop.metrics.source import store_source
+    from cxloop.surveys.definitions import parse_definition
+    from cxloop.voice.corpus import corpus_frame
+
+    versions.create_survey(store, parse_definition(CHOICES), now=T0)
+    versions.set_state(store, "after-visit", "live", now=T0)
+    defs = versions.DefinitionCache(store)
+    [link] = links.create_links(store, "after-visit", [("C1", None)], now=T0)
+    answer(store, defs, link, "8")  # a passive, on the answer page
+    form = answers.open_link(store, defs, link.token, now=T0).form_token
+    chosen = {"reason": ["slow"], "topics": ["delivery", "returns"], "why": ["The box was dented"]}
+    answers.save_details(
+        store, defs, link.token, form_token=form, comment="Nice shop", answers=chosen, now=T0
+    )
+    answers.submit_answer(  # a promoter, through the API, choices only
+        store, defs, "after-visit", score=10, answers={"reason": ["slow"], "topics": ["returns"]},
+        customer_id="C2", answered_at=T0, now=T0, reply_id="kiosk-1",
+    )  # fmt: skip
+
+    stored = rows(
+        store,
+        "SELECT question_id, comment, choices FROM survey_responses WHERE kind = 'custom'"
+        " ORDER BY question_id, choices",
+    )
+    assert stored == [
+        ("reason", None, "slow"),
+        ("reason", None, "slow"),
+        ("topics", None, "delivery,returns"),
+        ("topics", None, "returns"),
+        ("why", "The box was dented", None),
+    ]
+    with store_source(store) as source:
+        texts = corpus_frame(source, kinds=["survey"])
+    assert sorted(texts["text"]) == ["Nice shop", "The box was dented"]
+    # "slow" is a word of complaint, but a choice is no comment: a passive and a promoter, no case.
+    assert open_cases(store, now=T0 + dt.timedelta(hours=1)) == []
+    assert answers.open_link(store, defs, link.token, now=T0, with_answers=True).answers["topics"] == (
+        "delivery,returns"
+    )
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return str(tmp_path / "old.duckdb")
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+def test_choice_answers_stored_before_migration_0010_move_out_of_the_comment(database_url: str) -> None:
+    from cxloop.store import migrate
+    from cxloop.surveys.definitions import parse_definition
+
+    old = Store.open(database_url, upgrade=False)
+    try:
+        migrate.upgrade(old.engine, "0009")
+        versions.create_survey(old, parse_definition(CHOICES), now=T0)
+        reply = {"survey_id": "after-visit", "now": T0}
+        with old.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO survey_replies (reply_id, survey_id, version, started_at, updated_at,"
+                    " editable_until, revision) VALUES (:rid, :survey_id, 1, :now, :now, :now, 1)"
+                ),
+                [{"rid": "r1", **reply}],
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO survey_responses (source, response_id, question_id, survey_id, kind,"
+                    " scale_min, scale_max, score, comment, responded_at, row_hash)"
+                    " VALUES (:source, :rid, :qid, :survey_id, :kind, :lo, :hi, :score, :comment, :now, 'h')"
+                ),
+                [
+                    {"source": "cxloop", "rid": "r1", "qid": "main", "kind": "nps", "lo": 0, "hi": 10,
+                     "score": 3, "comment": "Too slow", **reply},
+                    {"source": "cxloop", "rid": "r1", "qid": "reason", "kind": "custom", "lo": 0, "hi": 0,
+                     "score": None, "comment": "slow", **reply},
+                    {"source": "cxloop", "rid": "r1", "qid": "topics", "kind": "custom", "lo": 0, "hi": 0,
+                     "score": None, "comment": "delivery,returns", **reply},
+                    {"source": "cxloop", "rid": "r1", "qid": "why", "kind": "custom", "lo": 0, "hi": 0,
+                     "score": None, "comment": "Dented box", **reply},
+                    # Imported answers are what their file said: left alone.
+                    {"source": "shop", "rid": "r1", "qid": "reason", "kind": "custom", "lo": 0, "hi": 0,
+                     "score": None, "comment": "slow service", **reply},
+                ],
+            )  # fmt: skip
+        migrate.upgrade(old.engine)
+        assert migrate.is_current(old.engine)
+        assert rows(
+            old, "SELECT source, question_id, comment, choices FROM survey_responses ORDER BY 1, 2"
+        ) == [
+            ("cxloop", "main", "Too slow", None),
+            ("cxloop", "reason", None, "slow"),
+            ("cxloop", "topics", None, "delivery,returns"),
+            ("cxloop", "why", "Dented box", None),
+            ("shop", "reason", "slow service", None),
+        ]
+    finally:
+        old.close()

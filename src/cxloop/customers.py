@@ -411,6 +411,7 @@ def _answers(conn: sa.Connection, cid: str, before: dt.datetime | None, fetch: i
             "scale_min": r.scale_min,
             "scale_max": r.scale_max,
             "comment": r.comment,
+            "choices": r.choices,
             "channel": r.channel,
             "touchpoint": r.touchpoint,
         }

@@ -291,7 +291,11 @@ def any_failed(checks: Sequence[Check]) -> str:
     return "(" + " OR ".join(f"coalesce({c.condition}, false)" for c in checks) + ")"
 
 
-def row_hash(columns: Sequence[str], alias: str = "") -> str:
-    """md5 of a row's content; NULL and '' hash differently (chr(30) stands for NULL)."""
-    parts = ", ".join(f"coalesce(CAST({alias}{ident(c)} AS VARCHAR), chr(30))" for c in columns)
-    return f"md5(concat_ws(chr(31), {parts}))"
+def row_hash(columns: Sequence[str], alias: str = "", *, when_set: Sequence[str] = ()) -> str:
+    """md5 of a row's content; NULL and '' hash differently (chr(30) stands for NULL).
+
+    ``when_set``: columns added to a table later, hashed after the others and only when not NULL
+    (``concat_ws`` skips NULLs), so the rows stored before they existed keep their hash."""
+    parts = [f"coalesce(CAST({alias}{ident(c)} AS VARCHAR), chr(30))" for c in columns]
+    parts += [f"CAST({alias}{ident(c)} AS VARCHAR)" for c in when_set]
+    return f"md5(concat_ws(chr(31), {', '.join(parts)}))"

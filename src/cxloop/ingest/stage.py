@@ -415,13 +415,14 @@ def _output(
     kind: str = "TABLE",
 ) -> Output:
     columns = content_columns(table)
-    hashed = [c for c in columns if c != "source"]
+    late = [c.name for c in table.columns if c.info.get("hashed_when_set")]
+    hashed = [c for c in columns if c != "source" and c not in late]
     selects = [literal(ctx.source) + " AS source" if c == "source" else ident(c) for c in columns]
     # Views (the fast path's) and tables (the full path's) are named apart: both may exist.
     relation = f"cx_{'out' if kind == 'TABLE' else 'fast'}_{table.name}"
     conn.execute(
         f"CREATE OR REPLACE TEMP {kind} {relation} AS SELECT {', '.join(selects)}, "
-        f"{sqlgen.row_hash(hashed)} AS row_hash FROM {base}"
+        f"{sqlgen.row_hash(hashed, when_set=late)} AS row_hash FROM {base}"
     )
     return Output(table, relation, key, (*columns, "row_hash"))
 

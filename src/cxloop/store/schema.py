@@ -98,6 +98,12 @@ survey_responses = sa.Table(
     sa.Column("scale_max", sa.Integer, nullable=False),
     sa.Column("score", MONEY),
     sa.Column("comment", sa.Text),
+    sa.Column(
+        "choices",
+        sa.Text,
+        comment="A choice question's answer: the chosen choices' ids, comma-separated",
+        info={"hashed_when_set": True},  # added by 0010: rows without it keep their row_hash
+    ),
     sa.Column("channel", sa.Text),
     sa.Column("touchpoint", sa.Text),
     sa.Column("customer_id", sa.Text),

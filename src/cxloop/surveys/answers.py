@@ -3,7 +3,8 @@ custom questions), edit within the survey's window; and answers collected elsewh
 
 Every answer goes to ``survey_responses`` (source ``cxloop``, the reply's id as ``response_id``):
 the main question as ``question_id`` ``main`` (its follow-up comment in the same row), each custom
-question as its own row. So the KPIs count them like imported answers. ``survey_replies`` keeps
+question as its own row (a choice question's ids in ``choices``: ``comment`` is only ever what the
+customer wrote). So the KPIs count them like imported answers. ``survey_replies`` keeps
 each reply's progress and version; its ``revision`` grows with each write, and the metrics cache's
 data fingerprint includes it (``cxloop.metrics.cache.store_fingerprint``), so an answer moves the
 KPIs at once.
@@ -131,9 +132,9 @@ _COMPLETE_REPLY = sa.text(
 )
 _NEW_ROW = sa.text(
     "INSERT INTO survey_responses (source, response_id, question_id, survey_id, kind, scale_min, scale_max,"
-    " score, comment, channel, touchpoint, customer_id, responded_at, row_hash, import_id)"
+    " score, comment, choices, channel, touchpoint, customer_id, responded_at, row_hash, import_id)"
     " VALUES (:source, :response_id, :question_id, :survey_id, :kind, :scale_min, :scale_max, :score,"
-    " :comment, :channel, :touchpoint, :customer_id, :responded_at, :row_hash, :import_id)"
+    " :comment, :choices, :channel, :touchpoint, :customer_id, :responded_at, :row_hash, :import_id)"
 )
 _MAIN = " WHERE source = 'cxloop' AND response_id = :reply_id AND question_id = 'main'"
 _SET_SCORE = sa.text("UPDATE survey_responses SET score = :score, row_hash = :row_hash" + _MAIN)
@@ -242,7 +243,7 @@ def open_link(
 
 def _answers_of(conn: sa.Connection, reply_id: str) -> dict[str, Any]:
     rows = conn.execute(
-        sa.select(A.c.question_id, A.c.score, A.c.comment).where(
+        sa.select(A.c.question_id, A.c.score, A.c.comment, A.c.choices).where(
             A.c.source == SOURCE, A.c.response_id == reply_id
         )
     ).all()
@@ -251,8 +252,10 @@ def _answers_of(conn: sa.Connection, reply_id: str) -> dict[str, Any]:
         if row.question_id == "main":
             found["main"] = float(row.score) if row.score is not None else None
             found["comment"] = row.comment
+        elif row.score is not None:
+            found[row.question_id] = float(row.score)
         else:
-            found[row.question_id] = float(row.score) if row.score is not None else row.comment
+            found[row.question_id] = row.choices if row.choices is not None else row.comment
     return found
 
 
@@ -285,8 +288,11 @@ def _row(
     customer_id: str | None,
     touchpoint: str | None,
     at: dt.datetime,
+    choices: str | None = None,
 ) -> dict[str, Any]:
-    content = json.dumps([survey_id, kind, scale, score, comment, customer_id, at.isoformat()])
+    content = [survey_id, kind, scale, score, comment, customer_id, at.isoformat()]
+    if choices is not None:
+        content.append(choices)
     return {
         "source": SOURCE,
         "response_id": reply_id,
@@ -297,11 +303,12 @@ def _row(
         "scale_max": scale[1],
         "score": score,
         "comment": comment,
+        "choices": choices,
         "channel": visit,
         "touchpoint": touchpoint,
         "customer_id": customer_id,
         "responded_at": at,
-        "row_hash": hashlib.md5(content.encode()).hexdigest(),
+        "row_hash": hashlib.md5(json.dumps(content).encode()).hexdigest(),
         "import_id": None,
     }
 
@@ -451,10 +458,19 @@ def _text(value: str | None, field: str) -> str | None:
     return text or None
 
 
-def _custom_row(
-    q: Question, values: Sequence[str]
-) -> tuple[tuple[int, int], float | None, str | None] | None:
-    """(scale, score, comment) of a custom question's answer, or None when unanswered."""
+@dataclass(frozen=True)
+class _Custom:
+    """A custom question's answer as stored: a rating or yes/no as a score, a choice question's
+    ids in ``choices`` (never in ``comment``: that is for what the customer wrote)."""
+
+    scale: tuple[int, int]
+    score: float | None = None
+    comment: str | None = None
+    choices: str | None = None
+
+
+def _custom_row(q: Question, values: Sequence[str]) -> _Custom | None:
+    """A custom question's answer, or None when unanswered."""
     given = [v.strip() for v in values if v and v.strip()]
     if not given:
         if q.required:
@@ -467,17 +483,17 @@ def _custom_row(
             score = 0
         if not 1 <= score <= q.points:
             raise AnswerError(422, f"choose from 1 to {q.points}", field=q.id)
-        return (1, q.points), float(score), None
+        return _Custom((1, q.points), score=float(score))
     if q.type == "yes_no":
         if given[0] not in ("yes", "no"):
             raise AnswerError(422, "answer yes or no", field=q.id)
-        return (0, 1), 1.0 if given[0] == "yes" else 0.0, None
+        return _Custom((0, 1), score=1.0 if given[0] == "yes" else 0.0)
     if q.type in ("single", "multiple"):
         ids = {c.id for c in q.choices}
         if (q.type == "single" and len(given) > 1) or any(v not in ids for v in given):
             raise AnswerError(422, "choose among the choices shown", field=q.id)
-        return (0, 0), None, ",".join(c.id for c in q.choices if c.id in given)
-    return (0, 0), None, _text(given[0], q.id)
+        return _Custom((0, 0), choices=",".join(c.id for c in q.choices if c.id in given))
+    return _Custom((0, 0), comment=_text(given[0], q.id))
 
 
 def save_details(
@@ -507,16 +523,16 @@ def save_details(
         for q in definition.questions:
             found = _custom_row(q, answers.get(q.id, ()))
             if found is not None:
-                scale, score, text = found
                 rows.append(
                     _row(
                         row.reply_id,
                         q.id,
                         survey_id=row.survey_id,
                         kind="custom",
-                        scale=scale,
-                        score=score,
-                        comment=text,
+                        scale=found.scale,
+                        score=found.score,
+                        comment=found.comment,
+                        choices=found.choices,
                         visit=row.channel,
                         customer_id=row.customer_id,
                         touchpoint=definition.touchpoint,
@@ -593,9 +609,10 @@ def submit_answer(
                     q.id,
                     survey_id=survey_id,
                     kind="custom",
-                    scale=found[0],
-                    score=found[1],
-                    comment=found[2],
+                    scale=found.scale,
+                    score=found.score,
+                    comment=found.comment,
+                    choices=found.choices,
                     visit=channel,
                     customer_id=customer_id,
                     touchpoint=definition.touchpoint,

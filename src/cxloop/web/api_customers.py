@@ -127,6 +127,9 @@ class AnswerEvent(Event):
     scale_min: int = Field(examples=[0])
     scale_max: int = Field(examples=[10])
     comment: str | None = Field(examples=["Fast delivery <3"])
+    choices: str | None = Field(
+        default=None, description="A choice question's answer: the ids chosen, comma-separated"
+    )
     channel: str | None = Field(examples=["email"])
     touchpoint: str | None = Field(examples=["delivery"])
 
