@@ -38,21 +38,18 @@ import json
 import multiprocessing as mp
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx2
+import psutil
 
-CXLOOP = str(Path(sys.executable).parent / "cxloop")
+from benchmarks.lean_http import Connection, Reply
+from benchmarks.live_server import serve, serve_floor
+
 RESULTS = Path(__file__).parent / "results"
 PG_URL = os.environ.get("CXLOOP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TARGETS = {"duckdb": 300.0, "postgres": 1000.0}
@@ -96,127 +93,103 @@ def prepare(url: str, links: int) -> list[str]:
     return [m.token for m in made]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serve(url: str, workers: int, folder: Path, timeout: float = 120) -> Iterator[str]:
-    port, log_path = free_port(), folder / f"server-{workers}.log"
-    env = {k: v for k, v in os.environ.items() if k != "CXLOOP_DATABASE_URL"}
-    env["CXLOOP_UPLOAD_DIR"] = str(folder / "uploads")
-    with log_path.open("w") as out:
-        process = subprocess.Popen(
-            [CXLOOP, "--db", url, "serve", "--port", str(port), "--workers", str(workers)],
-            cwd=folder,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx2.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start within {timeout} s:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
 # ====================================================================== the respondents
 
 
 async def _respondents(
-    base: str, tokens: list[str], users: int, seconds: float, baseline: bool
+    port: int, tokens: list[str], users: int, seconds: float, baseline: bool
 ) -> dict[str, Any]:
     latencies: dict[str, list[float]] = {"open": [], "score": [], "comment": [], "healthz": []}
     errors: dict[str, int] = {}
     answered: list[str] = []
     queue = list(reversed(tokens))
     stop = time.perf_counter() + seconds
-    limits = httpx2.Limits(max_connections=users, max_keepalive_connections=users)
 
     def error(kind: str) -> None:
         errors[kind] = errors.get(kind, 0) + 1
 
     async def timed(
-        http: httpx2.AsyncClient, step: str, method: str, path: str, **kw: Any
-    ) -> httpx2.Response | None:
+        http: Connection, step: str, path: str, form: dict[str, str] | None = None
+    ) -> Reply | None:
         t0 = time.perf_counter()
         try:
-            response = await http.request(method, path, **kw)
-        except httpx2.TransportError as exc:
+            response = await (http.get(path) if form is None else http.post_form(path, form))
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
             error(f"{step}: {type(exc).__name__}")
             return None
         latencies[step].append(time.perf_counter() - t0)
-        if response.status_code >= 500:
+        if response.status >= 500:
             error(f"{step}: 5xx")
         return response
 
-    async def one(http: httpx2.AsyncClient, n: int) -> None:
-        while time.perf_counter() < stop:
-            if baseline:
-                got = await timed(http, "healthz", "GET", "/healthz")
-                if got is None or got.status_code != 200:
-                    error("healthz: status")
-                continue
-            if not queue:
-                error("links used up")
-                return
-            token = queue.pop()
-            page = await timed(http, "open", "GET", f"/s/{token}")
-            found = FORM_TOKEN.search(page.content) if page is not None else None
-            if page is None or page.status_code != 200 or found is None:
-                error("open: status") if page is not None else None
-                continue
-            form = found[1].decode()
-            score = (n + len(queue)) % 11
-            scored = await timed(
-                http, "score", "POST", f"/s/{token}", data={"form_token": form, "score": str(score)}
-            )
-            if scored is None or scored.status_code != 303:
-                error("score: status") if scored is not None else None
-                continue
-            comment = f"answer {token[:12]} <b>&</b>"
-            done = await timed(
-                http, "comment", "POST", f"/s/{token}/more", data={"form_token": form, "comment": comment}
-            )
-            if done is None or done.status_code != 303:
-                error("comment: status") if done is not None else None
-                continue
-            answered.append(f"{score}|{comment}")
+    async def one(n: int) -> None:
+        # One keep-alive connection per respondent, as a browser keeps one.
+        http = Connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < stop:
+                if baseline:
+                    got = await timed(http, "healthz", "/healthz")
+                    if got is not None and got.status != 200:
+                        error("healthz: status")
+                    continue
+                if not queue:
+                    error("links used up")
+                    return
+                token = queue.pop()
+                page = await timed(http, "open", f"/s/{token}")
+                if page is None:
+                    continue
+                found = FORM_TOKEN.search(page.body)
+                if page.status != 200 or found is None:
+                    error("open: status")
+                    continue
+                form = found[1].decode()
+                score = (n + len(queue)) % 11
+                scored = await timed(http, "score", f"/s/{token}", {"form_token": form, "score": str(score)})
+                if scored is None:
+                    continue
+                if scored.status != 303:
+                    error("score: status")
+                    continue
+                comment = f"answer {token[:12]} <b>&</b>"
+                done = await timed(
+                    http, "comment", f"/s/{token}/more", {"form_token": form, "comment": comment}
+                )
+                if done is None:
+                    continue
+                if done.status != 303:
+                    error("comment: status")
+                    continue
+                answered.append(f"{score}|{comment}")
+        finally:
+            await http.close()
 
-    async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=30, follow_redirects=False) as http:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one(http, n) for n in range(users)))
-        elapsed = time.perf_counter() - t0
-    return {"latencies": latencies, "errors": errors, "answered": answered, "elapsed": elapsed}
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(one(n) for n in range(users)))
+    elapsed = time.perf_counter() - t0
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "answered": answered,
+        "elapsed": elapsed,
+        "client_cpu_s": time.process_time() - cpu0,
+    }
 
 
-def _client(base: str, tokens: list[str], users: int, seconds: float, baseline: bool, out: Any) -> None:
-    out.send(asyncio.run(_respondents(base, tokens, users, seconds, baseline)))
+def _client(port: int, tokens: list[str], users: int, seconds: float, baseline: bool, out: Any) -> None:
+    out.send(_event_loop_run(_respondents(port, tokens, users, seconds, baseline)))
+
+
+def _event_loop_run(main: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def run_clients(
-    base: str, tokens: list[str], users: int, clients: int, seconds: float, baseline: bool
+    port: int, tokens: list[str], users: int, clients: int, seconds: float, baseline: bool
 ) -> dict[str, Any]:
     """``users`` respondents spread over ``clients`` processes (the client is Python too)."""
     ctx = mp.get_context("spawn")
@@ -225,7 +198,7 @@ def run_clients(
         mine = tokens[i::clients]
         share = users // clients + (1 if i < users % clients else 0)
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_client, args=(base, mine, share, seconds, baseline, send))
+        proc = ctx.Process(target=_client, args=(port, mine, share, seconds, baseline, send))
         proc.start()
         procs.append(proc)
         pipes.append(receive)
@@ -237,6 +210,7 @@ def run_clients(
         "errors": {},
         "answered": [],
         "elapsed": max(p["elapsed"] for p in parts),
+        "client_cpu_s": sum(p["client_cpu_s"] for p in parts),
     }
     for part in parts:
         for step, values in part["latencies"].items():
@@ -245,6 +219,17 @@ def run_clients(
             merged["errors"][kind] = merged["errors"].get(kind, 0) + count
         merged["answered"].extend(part["answered"])
     return merged
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of the machine's PostgreSQL processes so far (those alive at both readings
+    count; the server's pooled connections live through a run)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if proc.info["name"] == "postgres" and times is not None:
+            total += times.user + times.system
+    return total
 
 
 def checksum(lines: list[str]) -> str:
@@ -296,6 +281,24 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(1000 * seconds, 1)
 
 
+def run_floor(workers: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """The same respondents against :mod:`benchmarks.floor_app` (no cxloop at all): the ceiling."""
+    tokens = [f"floor{i:08d}" for i in range(args.links)]
+    with serve_floor(folder, workers=workers) as server:
+        cpu0 = server.cpu_s()
+        result = run_clients(server.port, tokens, args.users, args.clients, args.floor_seconds, False)
+        cpu = server.cpu_s() - cpu0
+    answers = len(result["answered"])
+    per_s = answers / result["elapsed"]
+    log(f"  floor (bare Starlette, {workers} worker(s)): {per_s:.0f} answers/s")
+    return {
+        "answers_per_s": round(per_s, 1),
+        "server_cpu_ms_per_answer": round(1000 * cpu / max(1, answers), 2),
+        "clients_cpu_ms_per_answer": round(1000 * result["client_cpu_s"] / max(1, answers), 2),
+        "errors": result["errors"],
+    }
+
+
 def one_run(backend: str, workers: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     if backend == "duckdb":
         url = str(folder / f"survey-{workers}.duckdb")
@@ -311,13 +314,24 @@ def one_run(backend: str, workers: int, args: argparse.Namespace, folder: Path) 
         t0 = time.perf_counter()
         tokens = prepare(url, args.links)
         log(f"  {len(tokens):,} links in {time.perf_counter() - t0:.1f} s; starting the server")
-        with serve(url, workers, folder) as base:
-            baseline = run_clients(base, [], args.users, args.clients, args.baseline_seconds, True)
+        with serve(url, folder, workers=workers) as server:
+            baseline = run_clients(server.port, [], args.users, args.clients, args.baseline_seconds, True)
             healthz = len(baseline["latencies"]["healthz"]) / baseline["elapsed"]
             log(f"  baseline: {healthz:.0f} GET /healthz per s")
-            result = run_clients(base, tokens, args.users, args.clients, args.seconds, False)
+            cpu0, pg0 = server.cpu_s(), postgres_cpu_s()
+            result = run_clients(server.port, tokens, args.users, args.clients, args.seconds, False)
+            server_cpu, pg_cpu = server.cpu_s() - cpu0, postgres_cpu_s() - pg0
+        floor = run_floor(workers, args, folder)
         count, digest = stored(url)
         summary = summarise(f"{backend} x{workers}", result, baseline)
+        summary["floor"] = floor
+        summary["answers_per_s_vs_floor"] = round(summary["answers_per_s"] / floor["answers_per_s"], 3)
+        answers = max(1, summary["answers"])
+        summary["cpu_ms_per_answer"] = {
+            "server": round(1000 * server_cpu / answers, 2),
+            "postgres": round(1000 * pg_cpu / answers, 2) if backend == "postgres" else None,
+            "clients": round(1000 * result["client_cpu_s"] / answers, 2),
+        }
         summary.update(
             backend=backend,
             workers=workers,
@@ -357,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--baseline-seconds", type=float, default=10)
+    parser.add_argument(
+        "--floor-seconds", type=float, default=20, help="The bare-Starlette floor run (benchmarks.floor_app)"
+    )
     parser.add_argument("--links", type=int, default=100_000)
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--out", type=Path, default=RESULTS / "survey_load.json")
@@ -369,13 +386,19 @@ def main(argv: list[str] | None = None) -> int:
                 summary = one_run(backend, workers, args, Path(tmp))
                 runs.append(summary)
                 print(json.dumps(summary, indent=2))
-    print("\nrun               answers/s  target  p95 ms  p99 ms  5xx  lost  checksum  (healthz/s baseline)")
+    print(
+        "\nrun               answers/s  target  p95 ms  p99 ms  5xx  lost  checksum"
+        "  floor/s  vs floor  CPU ms per answer: server / PostgreSQL / clients (floor server)"
+    )
     for r in runs:
+        cpu = r["cpu_ms_per_answer"]
         print(
             f"{r['run']:<17} {r['answers_per_s']:>9.1f} {r['target_answers_per_s']:>7.0f}"
             f" {r['p95_ms_all'] or 0:>7.1f} {r['p99_ms_all'] or 0:>7.1f} {r['server_errors_5xx']:>4}"
             f" {r['lost']:>5}  {'ok' if r['checksum_matches'] else 'DIFFERS':<8}"
-            f"  ({r['baseline_healthz_per_s']})"
+            f"  {r['floor']['answers_per_s']:>7.1f} {r['answers_per_s_vs_floor']:>9.2f}"
+            f"  {cpu['server']} / {cpu['postgres'] or '-'} / {cpu['clients']}"
+            f" ({r['floor']['server_cpu_ms_per_answer']})"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(

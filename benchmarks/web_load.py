@@ -50,19 +50,19 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import psutil
+
+from benchmarks.live_server import Server, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -181,79 +181,6 @@ def create_account(db: Path) -> str:
 
 
 # ====================================================================== the server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    base: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    started_s: float
-
-    def rss_mb(self) -> float:
-        """RSS of the server process and its children, in MiB."""
-        try:
-            root = psutil.Process(self.process.pid)
-            procs = [root, *root.children(recursive=True)]
-            return float(sum(p.memory_info().rss for p in procs)) / 2**20
-        except psutil.NoSuchProcess:
-            return float("nan")
-
-    def cpu_s(self) -> float:
-        try:
-            times = psutil.Process(self.process.pid).cpu_times()
-            return float(times.user + times.system)
-        except psutil.NoSuchProcess:
-            return float("nan")
-
-
-@contextmanager
-def serve(db: Path, folder: Path, start_timeout: float = 180.0) -> Iterator[Server]:
-    """``cxloop --db DB serve --port P`` until the block ends (SIGINT, then SIGKILL after 30 s)."""
-    port, log_path = free_port(), folder / "server.log"
-    env = {k: v for k, v in os.environ.items() if k != "CXLOOP_DATABASE_URL"}
-    env["CXLOOP_UPLOAD_DIR"] = str(folder / "uploads")
-    t0 = time.perf_counter()
-    with log_path.open("w") as out:
-        process = subprocess.Popen(
-            [CXLOOP, "--db", str(db), "serve", "--port", str(port)],
-            cwd=folder,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx2.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server did not start within {start_timeout:.0f} s:\n{log_path.read_text()}"
-                )
-            time.sleep(0.2)
-        yield Server(base, process, log_path, time.perf_counter() - t0)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 class RssSampler:
@@ -589,8 +516,8 @@ def measure(store: Path, token: str, folder: Path, args: argparse.Namespace) -> 
         result["rss_mb"]["peak"] = sampler.peak
         result["killed_at_rss_mb"] = sampler.killed_at_mb
         result["server_cpu_s"] = server.cpu_s()
-    result["server_log"] = str(folder / "server.log")
-    result["server_log_problems"] = log_problems(folder / "server.log")
+    result["server_log"] = str(server.log_path)
+    result["server_log_problems"] = log_problems(server.log_path)
     result["load_end"] = machine_load()
     return result
 
