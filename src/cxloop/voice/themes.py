@@ -170,9 +170,10 @@ def history(store: Store) -> list[dict[str, Any]]:
     return themes_store.history(store)
 
 
-def tag(store: Store, texts: Sequence[str]) -> pd.DataFrame:
-    """Theme of each text under the current taxonomy (see :func:`cxloop.voice.tagging.tag_texts`)."""
-    model, taxonomy = _current(store)
+def tag(store: Store, texts: Sequence[str], *, version: int | None = None) -> pd.DataFrame:
+    """Theme of each text under the current taxonomy, or taxonomy version ``version`` (see
+    :func:`cxloop.voice.tagging.tag_texts`)."""
+    model, taxonomy = _current(store, version)
     return tag_texts(list(texts), model, taxonomy)
 
 
@@ -415,13 +416,13 @@ def _assignments(frame: pd.DataFrame, model: ThemeModel, taxonomy: Taxonomy) -> 
     return tags
 
 
-def _current(store: Store) -> tuple[ThemeModel, Taxonomy]:
-    taxonomy = _taxonomy(store)
+def _current(store: Store, version: int | None = None) -> tuple[ThemeModel, Taxonomy]:
+    taxonomy = _taxonomy(store, version)
     return themes_store.load_model(store, taxonomy.model_id), taxonomy
 
 
-def _taxonomy(store: Store) -> Taxonomy:
-    taxonomy = themes_store.load_version(store)
+def _taxonomy(store: Store, version: int | None = None) -> Taxonomy:
+    taxonomy = themes_store.load_version(store, version)
     if taxonomy is None:
         raise ConfigError("no themes yet: discover them first (cxloop voice themes discover)")
     return taxonomy

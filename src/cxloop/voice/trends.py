@@ -541,17 +541,20 @@ def trend_report(
 Assign = Callable[[pd.DataFrame], pd.DataFrame]
 
 
-def taxonomy_themes(store: Store) -> Assign:
-    """The store's current curated themes (:func:`cxloop.voice.themes.tag`) as an :data:`Assign`:
-    each text's theme under the latest taxonomy version, untagged texts left out. With no themes
-    discovered yet it raises ``ConfigError`` saying so (at once, before any text is read)."""
-    from cxloop.voice.themes import current_taxonomy, tag
+@dataclass(frozen=True)
+class TaxonomyThemes:
+    """The themes of taxonomy version ``version`` of the store (:func:`cxloop.voice.themes.tag`)
+    as an :data:`Assign`: each text's theme, untagged texts left out. Equal (and hashing alike)
+    for equal versions, so a result cached under it follows a curation at once: a new version
+    is a new key."""
 
-    if current_taxonomy(store) is None:
-        raise ConfigError("no themes yet: discover them first (cxloop voice themes discover)")
+    store: Store = field(compare=False, hash=False, repr=False)
+    version: int
 
-    def assign(texts: pd.DataFrame) -> pd.DataFrame:
-        tagged = tag(store, texts["text"].fillna("").astype(str).tolist())
+    def __call__(self, texts: pd.DataFrame) -> pd.DataFrame:
+        from cxloop.voice.themes import tag
+
+        tagged = tag(self.store, texts["text"].fillna("").astype(str).tolist(), version=self.version)
         keep = tagged["theme_id"].notna().to_numpy()
         return pd.DataFrame(
             {
@@ -561,7 +564,17 @@ def taxonomy_themes(store: Store) -> Assign:
             }
         )
 
-    return assign
+
+def taxonomy_themes(store: Store) -> TaxonomyThemes:
+    """The store's current curated themes as an :data:`Assign` (:class:`TaxonomyThemes` of the
+    latest taxonomy version). With no themes discovered yet it raises ``ConfigError`` saying so
+    (at once, before any text is read)."""
+    from cxloop.voice.themes import current_taxonomy
+
+    taxonomy = current_taxonomy(store)
+    if taxonomy is None:
+        raise ConfigError("no themes yet: discover them first (cxloop voice themes discover)")
+    return TaxonomyThemes(store, taxonomy.version)
 
 
 def store_trend_report(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 import pandas as pd
@@ -476,43 +476,20 @@ def competitors(
 NO_THEMES = "no themes yet: discover them first (cxloop.voice.themes.discover)"
 
 
-@dataclass(frozen=True)
-class TaxonomyAssigner:
-    """Themes of texts under one version of the store's curated taxonomy
-    (:func:`cxloop.voice.themes.tag`), as a :data:`cxloop.voice.trends.Assign`. Equal for equal
-    versions, so cached results follow a curation at once (a new version is a new key)."""
-
-    store: Store = field(compare=False, hash=False, repr=False)
-    version: int
-
-    def __call__(self, texts: pd.DataFrame) -> pd.DataFrame:
-        from cxloop.voice.themes import tag
-
-        tagged = tag(self.store, texts["text"].fillna("").tolist())
-        keep = tagged["theme_id"].notna().to_numpy()
-        return pd.DataFrame(
-            {
-                "text_id": texts["text_id"].to_numpy()[keep],
-                "theme_id": tagged["theme_id"].to_numpy()[keep],
-                "label": tagged["label"].to_numpy()[keep],
-            }
-        )
-
-
 def theme_assigner(request: Request) -> Assign:
     """How texts are themed (:data:`cxloop.voice.trends.Assign`): ``app.state.theme_assigner``
-    when set (tests, other taxonomies), else the store's current curated taxonomy; with none,
-    trends and drivers are a 422 saying so."""
+    when set (tests, other taxonomies), else the store's current curated taxonomy
+    (:func:`cxloop.voice.trends.taxonomy_themes`, equal per version, so cached results follow a
+    curation at once); with none, trends and drivers are a 422 saying so."""
     assign: Assign | None = getattr(request.app.state, "theme_assigner", None)
     if assign is not None:
         return assign
-    from cxloop.voice.themes import current_taxonomy
+    from cxloop.voice.trends import taxonomy_themes
 
-    store: Store = request.app.state.store
-    taxonomy = current_taxonomy(store)
-    if taxonomy is None:
-        raise Problem(422, detail=NO_THEMES)
-    return TaxonomyAssigner(store, taxonomy.version)
+    try:
+        return taxonomy_themes(request.app.state.store)
+    except CxloopError:
+        raise Problem(422, detail=NO_THEMES) from None
 
 
 def theme_rows(
