@@ -292,3 +292,22 @@ def test_the_cli_discovers_lists_and_curates(demo: Store, tmp_path: Path) -> Non
     assert bad.returncode == 1 and "no theme 999" in bad.stderr
     history = json.loads(cxloop("curate", "history", "--json").stdout)
     assert [h["action"] for h in history] == ["rename", "discover"] and history[0]["created_by"] == "ana"
+
+
+def test_keyword_rules_are_removed_and_refusals_name_their_field() -> None:
+    from cxloop.voice.taxonomy import CurationError, Theme, remove_rule
+
+    mixed = Theme(1, "Billing", topics=(0,), keywords=("refund", "charged twice"))
+    ruled = Theme(2, "Newsletter", keywords=("newsletter",), curated=True)
+    out = remove_rule((mixed, ruled), 1, ["  Charged   TWICE "])
+    assert out[0].keywords == ("refund",) and out[0].curated and out[1] == ruled
+    assert remove_rule(out, 1, ["refund"])[0].keywords == ()  # the model's topic stays
+    for theme_id, words, field, reason in (
+        (1, ["late"], "keywords", "no keyword rule 'late'; its rules are 'refund', 'charged twice'"),
+        (2, ["newsletter"], "keywords", "delete the theme rather than its last rule"),
+        (1, [" "], "keywords", "name the keyword rule to remove"),
+        (3, ["refund"], "theme", "no theme 3"),
+    ):
+        with pytest.raises(CurationError, match=reason) as refused:
+            remove_rule((mixed, ruled), theme_id, words)
+        assert refused.value.field == field and isinstance(refused.value, ConfigError)

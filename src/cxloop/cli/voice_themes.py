@@ -14,7 +14,7 @@ from cxloop.cli.output import csv_option, json_option, print_rows, stdout
 
 app = typer.Typer(help="Themes: what customers talk and complain about (discover, list, curate).")
 curate_app = typer.Typer(
-    help="Rename, merge, split or delete themes, add keyword rules; every change is a version."
+    help="Rename, merge, split or delete themes, add or remove keyword rules; every change is a version."
 )
 app.add_typer(curate_app, name="curate")
 
@@ -236,6 +236,20 @@ def rule(
 
     with reporting_errors(), state(ctx).open_store() as store:
         _done(themes.add_rule(store, keywords, theme_id=theme_id, label=label, by=_who(by)))
+
+
+@curate_app.command("unrule")
+def unrule(
+    ctx: typer.Context,
+    keywords: list[str] = typer.Argument(..., help="The theme's keyword rules to remove."),
+    theme_id: int = typer.Option(..., "--theme", help="The theme holding the rules."),
+    by: str | None = _by(),
+) -> None:
+    """Remove keyword rules from a theme: its texts go back to the model."""
+    from cxloop.voice import themes
+
+    with reporting_errors(), state(ctx).open_store() as store:
+        _done(themes.remove_rule(store, theme_id, keywords, by=_who(by)))
 
 
 @curate_app.command("history")

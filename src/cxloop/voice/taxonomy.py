@@ -9,6 +9,8 @@ discovery that finds the same topic again keeps it deleted.
 
 Every change makes a new :class:`Taxonomy` version (who, when, what); the functions here are pure
 and return the new list of themes; :mod:`cxloop.voice.themes` numbers and stores the versions.
+A change they refuse raises :class:`CurationError`, whose ``field`` names the input at fault
+(``theme``, ``themes``, ``label``, ``keywords``, ``parts``), so a form can show the reason there.
 
 **Surviving re-discovery** (:func:`reconcile`): each topic of the new model is compared with each
 topic of the previous model by the cosine of their components over the terms the two vocabularies
@@ -33,6 +35,17 @@ from cxloop.voice.themes_model import FloatArray, ThemeModel
 
 MATCH_COSINE: Final = 0.5
 TERMS: Final = 10
+
+
+class CurationError(ConfigError):
+    """A curation refused: ``reason``, and the ``field`` it is about (``theme``: the theme acted
+    on; ``themes``: the themes to merge; ``label``; ``keywords``; ``parts``; None: the change as a
+    whole)."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        super().__init__(reason)
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,9 @@ class Taxonomy:
             if t.theme_id == theme_id and not t.deleted:
                 return t
         known = ", ".join(str(t.theme_id) for t in self.active)
-        raise ConfigError(f"no theme {theme_id} in taxonomy version {self.version}; the themes are {known}")
+        raise CurationError(
+            f"no theme {theme_id} in taxonomy version {self.version}; the themes are {known}", field="theme"
+        )
 
 
 def automatic(model: ThemeModel, first_id: int = 1) -> tuple[Theme, ...]:
@@ -89,8 +104,8 @@ def merge(
     """The themes ``theme_ids`` as one, with the first one's id (and label unless ``label``)."""
     ids = list(dict.fromkeys(theme_ids))
     if len(ids) < 2:
-        raise ConfigError("merge needs at least two different themes")
-    parts = [_find(themes, i) for i in ids]
+        raise CurationError("merge needs at least two different themes", field="themes")
+    parts = [_find(themes, i, field="themes") for i in ids]
     target = parts[0]
     merged = replace(
         target,
@@ -114,14 +129,37 @@ def add_rule(
     """Keyword rules for theme ``theme_id``, or for a new rule-only theme named ``label``."""
     words = tuple(dict.fromkeys(w for w in (_keyword(k) for k in keywords) if w))
     if not words:
-        raise ConfigError("a rule needs at least one keyword")
+        raise CurationError("a rule needs at least one keyword", field="keywords")
     if theme_id is None:
         if label is None:
-            raise ConfigError("a rule needs a theme: its id, or a label for a new theme")
+            raise CurationError("a rule needs a theme: its id, or a label for a new theme", field="theme")
         new = Theme(theme_id=next_id(themes), label=_label(label), keywords=words, curated=True)
         return (*themes, new)
     target = _find(themes, theme_id)
     updated = replace(target, keywords=tuple(dict.fromkeys((*target.keywords, *words))), curated=True)
+    return tuple(updated if t.theme_id == theme_id else t for t in themes)
+
+
+def remove_rule(themes: Sequence[Theme], theme_id: int, keywords: Sequence[str]) -> tuple[Theme, ...]:
+    """Theme ``theme_id`` without the keyword rules ``keywords`` (each must be one of its rules).
+    A theme made of rules only keeps at least one: delete the theme instead."""
+    target = _find(themes, theme_id)
+    words = tuple(dict.fromkeys(w for w in (_keyword(k) for k in keywords) if w))
+    if not words:
+        raise CurationError("name the keyword rule to remove", field="keywords")
+    unknown = [w for w in words if w not in target.keywords]
+    if unknown:
+        have = ", ".join(repr(k) for k in target.keywords) or "none"
+        raise CurationError(
+            f"theme {theme_id} has no keyword rule {unknown[0]!r}; its rules are {have}", field="keywords"
+        )
+    left = tuple(k for k in target.keywords if k not in words)
+    if not left and not target.topics:
+        raise CurationError(
+            f"theme {theme_id} is made of keyword rules only: delete the theme rather than its last rule",
+            field="keywords",
+        )
+    updated = replace(target, keywords=left, curated=True)
     return tuple(updated if t.theme_id == theme_id else t for t in themes)
 
 
@@ -130,7 +168,9 @@ def split_topics(themes: Sequence[Theme], theme_id: int, model: ThemeModel) -> t
     label and rules; the others get automatic labels)."""
     target = _find(themes, theme_id)
     if len(target.topics) < 2:
-        raise ConfigError(f"theme {theme_id} holds one topic: split it into parts by fitting again")
+        raise CurationError(
+            f"theme {theme_id} holds one topic: split it into parts by fitting again", field="theme"
+        )
     first = _with_terms(replace(target, topics=target.topics[:1], curated=True), model, keep_label=True)
     start = next_id(themes)
     rest = [
@@ -225,23 +265,27 @@ def _with_terms(theme: Theme, model: ThemeModel, *, keep_label: bool = False) ->
     return replace(theme, terms=terms, label=label)
 
 
-def _find(themes: Sequence[Theme], theme_id: int) -> Theme:
+def _find(themes: Sequence[Theme], theme_id: int, *, field: str = "theme") -> Theme:
     for t in themes:
         if t.theme_id == theme_id and not t.deleted:
             return t
     known = ", ".join(str(t.theme_id) for t in themes if not t.deleted)
-    raise ConfigError(f"no theme {theme_id}; the themes are {known or 'none: discover themes first'}")
+    raise CurationError(
+        f"no theme {theme_id}; the themes are {known or 'none: discover themes first'}", field=field
+    )
 
 
 def _label(label: str) -> str:
     cleaned = " ".join(label.split())
     if not cleaned or len(cleaned) > 80:
-        raise ConfigError(f"a theme label must have 1 to 80 characters, not {len(cleaned)}")
+        raise CurationError(f"a theme label must have 1 to 80 characters, not {len(cleaned)}", field="label")
     return cleaned
 
 
 def _keyword(word: str) -> str:
     cleaned = " ".join(word.lower().split())
     if len(cleaned) > 80:
-        raise ConfigError(f"a keyword must have at most 80 characters: {cleaned[:20]!r}...")
+        raise CurationError(
+            f"a keyword must have at most 80 characters: {cleaned[:20]!r}...", field="keywords"
+        )
     return cleaned

@@ -23,8 +23,10 @@ The API (what trends, drivers, competitors and the shells call):
   weight, distinct, raw: escaping is the shell's job), ``trend`` (texts per week or month,
   zeros included), plus ``keywords``, ``curated``. The selection defaults to the model's own.
 * Curation, each writing a new version (who: ``by``; when: ``clock``): :func:`rename`,
-  :func:`merge`, :func:`split`, :func:`delete`, :func:`add_rule`; :func:`current_taxonomy`,
-  :func:`history`.
+  :func:`merge`, :func:`split`, :func:`delete`, :func:`add_rule`, :func:`remove_rule`;
+  :func:`current_taxonomy`, :func:`history`. A refused change raises
+  :class:`cxloop.voice.taxonomy.CurationError` (a ``ConfigError`` naming the ``field`` at fault)
+  and writes nothing.
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ from cxloop.voice import taxonomy as tx
 from cxloop.voice import themes_store
 from cxloop.voice.corpus import KINDS, corpus_frame
 from cxloop.voice.tagging import tag_texts
-from cxloop.voice.taxonomy import Taxonomy
+from cxloop.voice.taxonomy import CurationError, Taxonomy
 from cxloop.voice.themes_discover import DiscoveryOptions, discover_topics, fit_components, nndsvd
 from cxloop.voice.themes_model import ThemeModel, best
 from cxloop.voice.themes_text import clean
 
 __all__ = [
+    "CurationError",
     "DiscoveryOptions",
     "Taxonomy",
     "add_rule",
@@ -62,6 +65,7 @@ __all__ = [
     "discover",
     "history",
     "merge",
+    "remove_rule",
     "rename",
     "split",
     "summarise",
@@ -328,7 +332,19 @@ def add_rule(
     taxonomy = _taxonomy(store)
     themes = tx.add_rule(taxonomy.themes, keywords, theme_id=theme_id, label=label)
     details = {"theme_id": theme_id or themes[-1].theme_id, "keywords": list(keywords)}
+    if theme_id is None:
+        details["label"] = themes[-1].label
     return _save(store, taxonomy, themes, by, "rule", details, clock)
+
+
+def remove_rule(
+    store: Store, theme_id: int, keywords: Sequence[str], *, by: str, clock: Clock = utc_now
+) -> Taxonomy:
+    """Theme ``theme_id`` without the keyword rules ``keywords``: its texts go back to the model."""
+    taxonomy = _taxonomy(store)
+    themes = tx.remove_rule(taxonomy.themes, theme_id, keywords)
+    details = {"theme_id": theme_id, "keywords": list(keywords)}
+    return _save(store, taxonomy, themes, by, "remove-rule", details, clock)
 
 
 def split(
@@ -349,9 +365,11 @@ def split(
         themes = tx.split_topics(taxonomy.themes, theme_id, model)
         return _save(store, taxonomy, themes, by, "split", {"theme_id": theme_id}, clock)
     if not theme.topics:
-        raise ConfigError(f"theme {theme_id} is made of keyword rules only: there is nothing to split")
+        raise CurationError(
+            f"theme {theme_id} is made of keyword rules only: there is nothing to split", field="theme"
+        )
     if not 2 <= parts <= 10:
-        raise ConfigError(f"parts must be between 2 and 10, not {parts}")
+        raise CurationError(f"parts must be between 2 and 10, not {parts}", field="parts")
     with _source(store, source) as src:
         frame = Selection.from_json(model.details.get("selection", {})).frame(src)
     texts = frame["text"].tolist()
@@ -360,7 +378,9 @@ def split(
         topic, _ = best(model.weights(matrix), model.min_weight)
         rows = sp.csr_matrix(matrix[topic == theme.topics[0]])
         if rows.shape[0] < 2 * parts:
-            raise ConfigError(f"theme {theme_id} has {rows.shape[0]} texts: too few to split in {parts}")
+            raise CurationError(
+                f"theme {theme_id} has {rows.shape[0]} texts: too few to split in {parts}", field="parts"
+            )
         derived, added = _split_model(model, theme.topics[0], rows, parts)
     themes = tx.split_added(taxonomy.themes, theme_id, derived, added)
     now = clock()
@@ -382,7 +402,7 @@ def _split_model(
     sub = fit_components(rows, parts, options, start=start)
     sub = sub[np.linalg.norm(sub, axis=1) > 0]
     if len(sub) < 2:
-        raise ConfigError("the theme's texts do not separate into parts")
+        raise CurationError("the theme's texts do not separate into parts", field="parts")
     sub = sub / np.linalg.norm(sub, axis=1, keepdims=True)
     components = np.vstack([model.components, sub[1:]]).astype(np.float32)
     components[topic] = sub[0]
