@@ -93,3 +93,51 @@ def test_theme_explorer_shows_quotes_as_text_and_draws_its_chart(page: Any, site
     shoot(page, "voice-themes")
     assert dialogs == []
     assert page.problems == []
+
+
+def test_a_curator_renames_and_merges_themes_in_the_browser(page: Any, site: dict[str, Any]) -> None:
+    """The analyst (``themes.curate``) renames a theme and merges it with another through the
+    explorer's forms; each change shows at once; merging a theme with itself is refused at the field."""
+    dialogs = watch_dialogs(page)
+    sign_in(page, site["base"], "/voice/themes")
+    page.wait_for_selector("[data-chart='themes'][data-drawn='true']")
+    labels = page.locator("#themes tbody th")
+    before = labels.count()
+    choices = [
+        (o.get_attribute("value"), o.inner_text())
+        for o in page.locator("#rename-theme option").all()
+        if o.get_attribute("value") and "Zyzzyva" not in o.inner_text()
+    ]
+    (a, _), (b, b_text) = choices[:2]
+
+    page.select_option("#rename-theme", value=a)
+    page.fill("#rename-label", "Refunds & returns")
+    page.locator("#rename-form button[type=submit]").click()
+    page.wait_for_selector("#saved")
+    assert "renamed “Refunds & returns”" in page.locator("#saved").inner_text()
+    assert any(t.startswith("Refunds & returns") for t in labels.all_inner_texts())
+
+    page.select_option("#merge-theme", value=a)
+    page.check(f"#merge-themes input[value='{a}']")
+    page.locator("#merge-form button[type=submit]").click()
+    page.wait_for_selector("#merge-themes-error")
+    assert "at least two different themes" in page.locator("#merge-themes-error").inner_text()
+    assert page.locator("#merge-themes").get_attribute("aria-invalid") == "true"
+    assert labels.count() == before  # nothing changed
+
+    page.uncheck(f"#merge-themes input[value='{a}']")
+    page.check(f"#merge-themes input[value='{b}']")
+    page.fill("#merge-label", "Refunds, returns and more")
+    page.locator("#merge-form button[type=submit]").click()
+    page.wait_for_selector("#saved")
+    page.wait_for_selector("[data-chart='themes'][data-drawn='true']")
+    shown = labels.all_inner_texts()
+    assert labels.count() == before - 1
+    assert any(t.startswith("Refunds, returns and more") for t in shown)
+    assert not any(t.startswith(b_text.split(" · ", 1)[1]) for t in shown)
+    assert "merged as “Refunds, returns and more”" in page.locator("#versions tbody tr").first.inner_text()
+    shoot(page, "voice-themes-curated")
+    assert dialogs == []
+    # the refused merge answered 422 (Chromium reports the status); nothing else went wrong
+    assert [p for p in page.problems if "status of 422" not in p] == []
+    assert len(page.problems) == 1

@@ -1,5 +1,9 @@
-"""The voice-of-the-customer pages: sentiment (``/voice``), competitors (``/voice/competitors``)
-and sales preferences (``/sales``), all aggregates (``dashboards.read``).
+"""The voice-of-the-customer pages: sentiment (``/voice``), competitors (``/voice/competitors``),
+sales preferences (``/sales``), theme trends and drivers, and the theme explorer
+(``/voice/themes``), all aggregates (``dashboards.read``). The explorer's curation forms (rename,
+merge, split, delete, keyword rules) need ``themes.curate``: each is a POST that calls one
+function of :mod:`cxloop.voice.themes` and redirects back, or shows the core's refusal at the
+field it names.
 
 Thin shells over :mod:`cxloop.voice` through the voice API's computations and cache
 (:mod:`cxloop.web.api_voice`): results are kept until the next import, sentiment scores in the
@@ -9,12 +13,17 @@ store. Charts come from :mod:`cxloop.web.voice_view`; each has its table and a C
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from cxloop.errors import CxloopError
+from cxloop.metrics.cache import MetricsCache
+from cxloop.store.store import Store
+from cxloop.voice.taxonomy import CurationError, Taxonomy
 from cxloop.voice.trends import Assign
 from cxloop.web import voice_view
 from cxloop.web.api_voice import (
@@ -33,7 +42,7 @@ from cxloop.web.api_voice import (
 from cxloop.web.auth import require
 from cxloop.web.charts import Table
 from cxloop.web.dashboard import query_string
-from cxloop.web.deps import ClockDep, StoreDep
+from cxloop.web.deps import ClockDep, StoreDep, business
 from cxloop.web.errors import Problem
 from cxloop.web.pages_dashboard import csv_download
 from cxloop.web.roles import Capability
@@ -323,23 +332,204 @@ def themes_page(
     who: Who,
     grain: Literal["week", "month"] = "month",
     download: Literal["themes"] | None = None,
+    saved: int | None = None,
 ) -> Response:
-    """The theme explorer: each theme's terms, size, share, sentiment, trend and quotes."""
-    context: dict[str, Any] = {"title": "Themes", "error": None, "grain": grain, "grains": ["week", "month"]}
+    """The theme explorer: each theme's terms, size, share, sentiment, trend and quotes; with
+    ``themes.curate``, the forms that curate the taxonomy; its version history."""
+    return _themes(request, store, cache, who, grain=grain, download=download, saved=saved)
+
+
+def _themes(
+    request: Request,
+    store: Store,
+    cache: MetricsCache,
+    who: Principal,
+    *,
+    grain: str = "month",
+    download: str | None = None,
+    saved: int | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    from cxloop.voice.themes import current_taxonomy, history
+
+    context: dict[str, Any] = {"title": "Themes", "error": None, "grain": grain, "grains": ["week", "month"],
+                               "form": form or {}, "saved": None}  # fmt: skip
     try:
         frame = theme_rows(store, cache, grain=grain)
     except Problem as exc:
         context["error"] = exc.detail
-        return _page(request, "voice_themes.html", context)
+        return render(request, "voice_themes.html", context, status_code=status_code)
     href = "/voice/themes" + query_string({"grain": grain, "download": "themes"})
     chart = voice_view.themes_chart(frame, csv_href=href)
     if download:
         return _download({"themes": chart.table}, download, "voice")
+    versions = voice_view.version_rows(history(store))
+    taxonomy = current_taxonomy(store)
     context.update(
         themes_chart=chart,
         themes=voice_view.theme_cards(frame),
         texts=int(frame.attrs.get("texts", 0)),
         untagged=int(frame.attrs.get("untagged", 0)),
         version=frame.attrs.get("version"),
+        versions=versions,
+        saved=next((v for v in versions if v["version"] == saved), None),
+        can_curate=who.can(Capability.THEMES_CURATE),
+        local=business(request).local,
+        choices=taxonomy.active if taxonomy is not None else (),
     )
-    return _page(request, "voice_themes.html", context)
+    return render(request, "voice_themes.html", context, status_code=status_code)
+
+
+# -- curation: thin shells over cxloop.voice.themes (rename, merge, split, delete, rules) -----------
+
+CURATE = require(Capability.THEMES_CURATE)
+Curator = Annotated[Principal, Depends(CURATE)]
+Grain = Annotated[Literal["week", "month"], Form()]
+Text = Annotated[str, Form(max_length=2000)]
+
+
+def _curate(
+    request: Request,
+    store: Store,
+    cache: MetricsCache,
+    who: Principal,
+    grain: str,
+    form: dict[str, Any],
+    change: Callable[[], Taxonomy],
+) -> Response:
+    """Make the change, then go back to the explorer (303); a refusal re-renders the explorer
+    with the reason at the field it names (422), the form filled in as it was sent. The core
+    writes a version whole or not at all, so a refused change leaves nothing behind."""
+    try:
+        taxonomy = change()
+    except CurationError as exc:
+        failed = {**form, "error": exc.reason, "field": exc.field}
+    except CxloopError as exc:
+        failed = {**form, "error": str(exc), "field": None}
+    else:
+        return RedirectResponse(
+            "/voice/themes" + query_string({"grain": grain, "saved": taxonomy.version}), status_code=303
+        )
+    return _themes(request, store, cache, who, grain=grain, form=failed, status_code=422)
+
+
+def _theme_id(value: str, field: str = "theme") -> int:
+    """A theme id from a form field (the core says whether the theme exists)."""
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise CurationError("choose a theme", field=field) from None
+
+
+def _words(value: str) -> list[str]:
+    """Keywords from a form field: words or phrases separated by commas or new lines."""
+    return [w.strip() for w in value.replace("\n", ",").split(",") if w.strip()]
+
+
+@router.post("/voice/themes/rename")
+def rename_theme(
+    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
+    theme_id: Text = "", label: Text = "", grain: Grain = "month",
+) -> Response:  # fmt: skip
+    """Give a theme a name of one's own (kept across re-discovery)."""
+    from cxloop.voice.themes import rename
+
+    form = {"action": "rename", "theme_id": theme_id, "label": label}
+
+    def change() -> Taxonomy:
+        return rename(store, _theme_id(theme_id), label, by=who.user.email, clock=clock)
+
+    return _curate(request, store, cache, who, grain, form, change)
+
+
+@router.post("/voice/themes/merge")
+def merge_themes(
+    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
+    theme_id: Text = "", other: Annotated[list[str] | None, Form()] = None, label: Text = "",
+    grain: Grain = "month",
+) -> Response:  # fmt: skip
+    """Merge the checked themes into ``theme_id`` (which keeps its id, and its label unless one
+    is given)."""
+    from cxloop.voice.themes import merge
+
+    others = other or []
+    form = {"action": "merge", "theme_id": theme_id, "other": others, "label": label}
+
+    def change() -> Taxonomy:
+        ids = [_theme_id(theme_id)] + [_theme_id(o, "themes") for o in others]
+        return merge(store, ids, label=label.strip() or None, by=who.user.email, clock=clock)
+
+    return _curate(request, store, cache, who, grain, form, change)
+
+
+@router.post("/voice/themes/split")
+def split_theme(
+    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
+    theme_id: Text = "", parts: Text = "2", grain: Grain = "month",
+) -> Response:  # fmt: skip
+    """Split a theme: a merged one back into its topics, another into ``parts`` fitted on its texts."""
+    from cxloop.voice.themes import split
+
+    form = {"action": "split", "theme_id": theme_id, "parts": parts}
+
+    def change() -> Taxonomy:
+        try:
+            count = int(parts.strip())
+        except ValueError:
+            raise CurationError("parts must be a whole number from 2 to 10", field="parts") from None
+        return split(store, _theme_id(theme_id), parts=count, by=who.user.email, clock=clock)
+
+    return _curate(request, store, cache, who, grain, form, change)
+
+
+@router.post("/voice/themes/delete")
+def delete_theme(
+    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
+    theme_id: Text = "", grain: Grain = "month",
+) -> Response:  # fmt: skip
+    """Delete a theme: its texts stay untagged, and it stays deleted when discovery finds it again."""
+    from cxloop.voice.themes import delete
+
+    form = {"action": "delete", "theme_id": theme_id}
+
+    def change() -> Taxonomy:
+        return delete(store, _theme_id(theme_id), by=who.user.email, clock=clock)
+
+    return _curate(request, store, cache, who, grain, form, change)
+
+
+@router.post("/voice/themes/rules")
+def add_theme_rule(
+    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
+    keywords: Text = "", theme_id: Text = "", label: Text = "", grain: Grain = "month",
+) -> Response:  # fmt: skip
+    """Keyword rules for a theme, or for a new theme of ``label`` made of rules (no theme chosen)."""
+    from cxloop.voice.themes import add_rule
+
+    form = {"action": "rule", "keywords": keywords, "theme_id": theme_id, "label": label}
+
+    def change() -> Taxonomy:
+        target = _theme_id(theme_id) if theme_id.strip() else None
+        return add_rule(
+            store, _words(keywords), theme_id=target, label=None if target else label, by=who.user.email,
+            clock=clock,
+        )  # fmt: skip
+
+    return _curate(request, store, cache, who, grain, form, change)
+
+
+@router.post("/voice/themes/rules/remove")
+def remove_theme_rule(
+    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
+    theme_id: Text = "", keyword: Text = "", grain: Grain = "month",
+) -> Response:  # fmt: skip
+    """Remove one keyword rule from a theme: its texts go back to the model."""
+    from cxloop.voice.themes import remove_rule
+
+    form = {"action": "remove-rule", "theme_id": theme_id, "keyword": keyword}
+
+    def change() -> Taxonomy:
+        return remove_rule(store, _theme_id(theme_id), [keyword], by=who.user.email, clock=clock)
+
+    return _curate(request, store, cache, who, grain, form, change)

@@ -36,6 +36,8 @@ class Capability(StrEnum):
     """Record lessons learned."""
     SURVEYS_MANAGE = "surveys.manage"
     """Define surveys, open and close them, make answer links."""
+    THEMES_CURATE = "themes.curate"
+    """Curate the voice-of-the-customer themes: rename, merge, split, delete, keyword rules."""
     SETTINGS_MANAGE = "settings.manage"
     """Business settings: time zone, currency."""
     USERS_MANAGE = "users.manage"
@@ -57,8 +59,8 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
     # Runs the improvement loop: everything but user accounts.
     Role.MANAGER: frozenset(Capability) - {C.USERS_MANAGE},
-    # Reads everything, defines KPIs, brings data in.
-    Role.ANALYST: frozenset({C.DASHBOARDS_READ, C.DATA_READ, C.KPIS_DEFINE, C.IMPORTS_RUN}),
+    # Reads everything, defines KPIs and themes, brings data in.
+    Role.ANALYST: frozenset({C.DASHBOARDS_READ, C.DATA_READ, C.KPIS_DEFINE, C.IMPORTS_RUN, C.THEMES_CURATE}),
     # Front line: own cases, ideas and lessons, and the dashboards their work moves.
     Role.AGENT: frozenset({C.DASHBOARDS_READ, C.CASES_OWN, C.IDEAS_WRITE, C.LESSONS_WRITE}),
     # Reads the dashboards, nothing customer-level.
@@ -68,7 +70,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
 ROLE_DESCRIPTIONS: dict[Role, str] = {
     Role.ADMIN: "users and settings; everything else too",
     Role.MANAGER: "goals, initiatives, every case; everything but users",
-    Role.ANALYST: "read all data, define KPIs, import",
+    Role.ANALYST: "read all data, define KPIs, curate themes, import",
     Role.AGENT: "own cases, ideas, lessons; read dashboards",
     Role.VIEWER: "read dashboards",
 }

@@ -253,3 +253,53 @@ def theme_cards(themes: pd.DataFrame) -> list[dict[str, Any]]:
                       "sparkline": sparkline(trend), "trend_text": ", ".join(
                           f"{p['period']}: {p['texts']}" for p in (row.get("trend") or []))})  # fmt: skip
     return cards
+
+
+def _ids(values: Any) -> str:
+    return ", ".join(str(v) for v in values or ())
+
+
+def _quoted(values: Any) -> str:
+    return ", ".join(f"“{v}”" for v in values or ())
+
+
+def version_change(action: str, details: dict[str, Any]) -> str:
+    """What a taxonomy version changed, in words (user text inside is escaped by the template)."""
+    theme = details.get("theme_id")
+    label = details.get("label")
+    if action == "discover":
+        text = f"themes discovered: {details.get('k', '?')} topics in {int(details.get('texts', 0)):,} texts"
+        if details.get("previous_model"):
+            text += (
+                f"; {len(details.get('matches') or {})} topics kept their theme, "
+                f"{len(details.get('new_topics') or [])} new"
+            )
+        return text
+    if action == "rename":
+        return f"theme {theme} renamed “{label}”"
+    if action == "merge":
+        return f"themes {_ids(details.get('theme_ids'))} merged" + (f" as “{label}”" if label else "")
+    if action == "split":
+        return f"theme {theme} split" + (f" in {details['parts']} parts" if details.get("parts") else "")
+    if action == "delete":
+        return f"theme {theme} deleted"
+    if action == "rule":
+        target = f"new theme {theme} “{label}”" if label else f"theme {theme}"
+        return f"keyword rule {_quoted(details.get('keywords'))} for {target}"
+    if action == "remove-rule":
+        return f"keyword rule {_quoted(details.get('keywords'))} removed from theme {theme}"
+    return f"{action}: " + ", ".join(f"{k}={v}" for k, v in details.items())
+
+
+def version_rows(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The taxonomy's versions for the page, newest first: version, when, who, what."""
+    return [
+        {
+            "version": int(h["version"]),
+            "created_at": h["created_at"],
+            "created_by": str(h["created_by"]),
+            "action": str(h["action"]),
+            "what": version_change(str(h["action"]), dict(h.get("details") or {})),
+        }
+        for h in history
+    ]
