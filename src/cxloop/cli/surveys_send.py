@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
+from rich.markup import escape
 
 from cxloop.cli.app import reporting_errors, state
-from cxloop.cli.output import json_option, print_json, print_rows
+from cxloop.cli.output import json_option, print_json, print_rows, stderr
 from cxloop.errors import CxloopError
 from cxloop.surveys.distribution import DistributionSettings, SendReport, send_survey
 from cxloop.surveys.email import DEFAULT_TEMPLATE, EmailTemplate, SmtpSender, SmtpSettings
 from cxloop.surveys.fatigue import opt_out as record_opt_out
-from cxloop.surveys.triggers import EVENTS, add_trigger, embed_snippet, list_triggers, send_due
+from cxloop.surveys.links import survey_of_token
+from cxloop.surveys.triggers import EVENTS, add_trigger, embed_note, embed_snippet, list_triggers, send_due
+from cxloop.surveys.versions import get_survey
 
 triggers_app = typer.Typer(
     help="Send a survey some time after an order or a resolved ticket.", no_args_is_help=True
@@ -135,16 +139,36 @@ def triggers_list(ctx: typer.Context, as_json: bool = json_option()) -> None:
 
 
 def embed(
+    ctx: typer.Context,
     url: str = typer.Argument(
-        ..., metavar="URL", help="The survey's public link (`cxloop surveys links --public`)."
+        ...,
+        metavar="URL",
+        help="The survey's public link (the survey's page, or POST /api/v1/surveys/{id}/links with public).",
     ),
-    iframe: bool = typer.Option(False, "--iframe", help="Embed the answer page instead of linking to it."),
+    iframe: bool = typer.Option(
+        False,
+        "--iframe",
+        help="Embed the answer page instead of linking to it; it shows only on the sites the survey's "
+        "embed_origins name (the link is looked up in the store).",
+    ),
     title: str = typer.Option(
         "Tell us what you think", "--title", help="The link's text or the frame's title."
     ),
 ) -> None:
     """Print the HTML to paste into a website or app (no script, nothing third-party)."""
-    typer.echo(embed_snippet(url, kind="iframe" if iframe else "link", title=title), nl=False)
+    origins: tuple[str, ...] | None = None
+    if iframe:
+        token = urlsplit(url).path.rstrip("/").rpartition("/")[2]
+        with reporting_errors(), state(ctx).open_store() as store:
+            survey_id = survey_of_token(store, token) if token else None
+            if survey_id is None:
+                raise CxloopError(f"{url}: not a survey link of this store (check the link and --db)")
+            origins = get_survey(store, survey_id).definition.frame_ancestors
+        if not origins:
+            note = escape(f"survey {survey_id!r}: {embed_note(origins)}")
+            stderr().print(f"[yellow]warning:[/] {note}", highlight=False)
+    snippet = embed_snippet(url, kind="iframe" if iframe else "link", title=title, origins=origins)
+    typer.echo(snippet, nl=False)
 
 
 def register(app: typer.Typer) -> None:

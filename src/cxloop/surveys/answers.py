@@ -90,6 +90,7 @@ class Visit:
     completed: bool
     editable: bool
     answers: dict[str, Any] = field(default_factory=dict)  # question id -> score / text / choices
+    current_version: int = 0  # the survey's current version (what it allows now: embed_origins)
 
     @property
     def score(self) -> float | None:
@@ -233,6 +234,7 @@ def open_link(
         channel=row.channel,
         form_token=row.form_token,
         version=version,
+        current_version=row.current_version,
         definition=definitions.get(row.survey_id, version),
         reply_id=row.reply_id,
         completed=row.completed_at is not None,

@@ -9,6 +9,9 @@ chooses the language from ``?lang=`` or ``Accept-Language``. Standard wordings a
 * NPS: "How likely are you to recommend {brand} to a friend or colleague?", 0-10;
 * CSAT: "How satisfied were you with {brand}?", 3, 5 or 7 labelled points;
 * CES: "{brand} made it easy for me to handle my issue.", 7 points from "Strongly disagree".
+
+``embed_origins`` names the websites allowed to show the answer pages in an iframe
+(:func:`check_origin`: an origin as Content-Security-Policy's ``frame-ancestors`` takes it).
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cxloop.errors import InputError
 
@@ -29,6 +40,7 @@ __all__ = [
     "FollowUp",
     "MainQuestion",
     "Question",
+    "check_origin",
     "load_definition",
     "parse_definition",
     "pick_language",
@@ -41,6 +53,13 @@ MAX_TEXT = 2000
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_ORIGIN = re.compile(
+    r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>[^/:?#]*)(?::(?P<port>[^/?#]*))?(?P<rest>.*)\Z", re.DOTALL
+)
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
+"""The hosts an ``http://`` origin may name (local development and tests); others need https."""
+MAX_EMBED_ORIGINS = 20
 
 STANDARD_TEXT = {
     "nps": {
@@ -105,6 +124,55 @@ def _check_text(value: Text, *, required: bool = True) -> Text:
         if len(text) > MAX_TEXT:
             raise ValueError(f"is longer than {MAX_TEXT} characters")
     return value
+
+
+def check_origin(value: str) -> str:
+    """``value`` as an origin a site frames the answer pages from, normalised (lower case, no
+    trailing ``/``); :class:`ValueError` says what is wrong.
+
+    ``https://host[:port]``, or ``http://`` for ``localhost`` and ``127.0.0.1`` only; the host may
+    start with ``*.`` (any subdomain, as CSP allows) but not be a bare wildcard; no path, query,
+    user or other wildcard. So the value goes into the ``frame-ancestors`` header as it is."""
+    text = value.strip()
+    found = _ORIGIN.match(text.lower())
+    if found is None:
+        raise ValueError(f"{value!r} is not an origin like https://shop.example.com")
+    scheme, host, port, rest = found["scheme"], found["host"], found["port"], found["rest"]
+    if rest not in ("", "/"):
+        raise ValueError(f"{value!r}: an origin has no path, query or fragment (give https://host[:port])")
+    if "@" in text:
+        raise ValueError(f"{value!r}: an origin has no user name or password")
+    if "[" in host:
+        raise ValueError(f"{value!r}: name the host (frame-ancestors takes no IPv6 address)")
+    if not host:
+        raise ValueError(f"{value!r}: the host is missing (give https://host[:port])")
+    labels = host.split(".")
+    wildcard = labels[0] == "*"
+    if wildcard:
+        labels = labels[1:]
+        if len(labels) < 2:
+            raise ValueError(
+                f"{value!r}: a wildcard covers the subdomains of a domain, like https://*.example.com"
+            )
+    if not labels or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(f"{value!r}: {host!r} is not a host name (letters, digits, - and .)")
+    if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and 0 < int(port) < 65536):
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+    if scheme == "http":
+        if wildcard or host not in LOCAL_HOSTS:
+            raise ValueError(f"{value!r}: use https:// (http:// only for localhost and 127.0.0.1)")
+    elif scheme != "https":
+        raise ValueError(f"{value!r}: the scheme must be https:// (http:// only for localhost)")
+    return f"{scheme}://{host}" + (f":{int(port)}" if port is not None else "")
+
+
+def _origins(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    kept = list(dict.fromkeys(values))  # the same origin given twice counts once
+    if len(kept) > MAX_EMBED_ORIGINS:
+        raise ValueError(f"at most {MAX_EMBED_ORIGINS} sites, not {len(kept)}")
+    return kept
 
 
 class _Model(BaseModel):
@@ -238,6 +306,14 @@ class Definition(_Model):
     link_days: float | None = Field(default=30, gt=0, description="Links expire this long after creation")
     public: bool = Field(default=False, description="Whether an anonymous public link may answer")
     touchpoint: str | None = Field(default=None, max_length=100)
+    embed_origins: Annotated[
+        list[Annotated[str, AfterValidator(check_origin)]] | None,
+        AfterValidator(_origins),
+        Field(
+            default=None,
+            description="The websites that may show the answer pages in an iframe, like https://shop.example.com",
+        ),
+    ] = None
 
     @field_validator("language")
     @classmethod
@@ -263,6 +339,11 @@ class Definition(_Model):
         return self
 
     # -- what the answer page shows ---------------------------------------------------------------
+
+    @property
+    def frame_ancestors(self) -> tuple[str, ...]:
+        """The origins besides the server's own that may frame the answer pages."""
+        return tuple(self.embed_origins or ())
 
     def languages(self) -> list[str]:
         """Every language some text is given in, the default first."""

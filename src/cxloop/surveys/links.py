@@ -36,6 +36,7 @@ __all__ = [
     "link_url",
     "links_csv",
     "segment_customers",
+    "survey_of_token",
     "token_hash",
 ]
 
@@ -99,6 +100,16 @@ def link_id_of(token: str) -> str:
     """A link's id: the first 24 hex digits of its token's SHA-256, so that the answer page finds the
     link by its primary key (the full hash is compared too)."""
     return token_hash(token)[:24]
+
+
+def survey_of_token(store: Store, token: str) -> str | None:
+    """The survey whose link ``token`` is (None: no link of this store has that token)."""
+    digest = token_hash(token)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(L.c.token_hash, L.c.survey_id).where(L.c.link_id == digest[:24])).first()
+    if row is None or not secrets.compare_digest(row.token_hash, digest):
+        return None
+    return str(row.survey_id)
 
 
 def _new(

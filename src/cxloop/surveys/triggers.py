@@ -10,7 +10,9 @@ retry of failed mails. Each event is handled once: its delivery carries the key
 once, mails nobody twice.
 
 :func:`embed_snippet` is the HTML a website or app pastes to offer a survey's public link: a plain
-link, or an ``<iframe>`` of the answer page. No script, nothing third-party.
+link, or an ``<iframe>`` of the answer page. No script, nothing third-party. The frame shows only on
+the sites the survey's definition names in ``embed_origins`` (the answer pages' ``frame-ancestors``);
+:func:`embed_note` says which, or that there are none.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import datetime as dt
 import html
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -39,7 +42,16 @@ from cxloop.surveys.distribution import (
 from cxloop.surveys.email import Mailer
 from cxloop.surveys.versions import SurveyError, get_survey
 
-__all__ = ["EVENTS", "Trigger", "add_trigger", "due_events", "embed_snippet", "list_triggers", "send_due"]
+__all__ = [
+    "EVENTS",
+    "Trigger",
+    "add_trigger",
+    "due_events",
+    "embed_note",
+    "embed_snippet",
+    "list_triggers",
+    "send_due",
+]
 
 Event = Literal["order", "ticket_resolved"]
 EVENTS: Final[tuple[Event, ...]] = ("order", "ticket_resolved")
@@ -182,15 +194,34 @@ def _mark_other_events(
         _insert(store, rows)
 
 
+def embed_note(origins: Sequence[str]) -> str:
+    """Where an iframe of the survey shows: the sites its definition allows, or none."""
+    if not origins:
+        return (
+            "This survey allows no other site to show it in a frame: browsers will refuse the iframe. "
+            'Add your site to its definition, like embed_origins = ["https://shop.example.com"], '
+            "or use the link."
+        )
+    return "The frame shows only on " + ", ".join(origins) + " (the survey's embed_origins)."
+
+
 def embed_snippet(
-    url: str, *, kind: Literal["link", "iframe"] = "link", title: str = "Tell us what you think"
+    url: str,
+    *,
+    kind: Literal["link", "iframe"] = "link",
+    title: str = "Tell us what you think",
+    origins: Sequence[str] | None = None,
 ) -> str:
     """HTML to paste into a website or app: a link to the survey, or the answer page in an iframe.
-    Only markup (no script), every value escaped."""
+    Only markup (no script), every value escaped. With the survey's ``origins`` (its
+    ``embed_origins``) known, the iframe's snippet starts with a comment saying where it shows."""
     href, label = html.escape(url, quote=True), html.escape(title)
     if kind == "iframe":
-        return (
+        # The origins are checked (letters, digits, '.', '-', ':', '/', '*'): nothing ends a comment.
+        note = f"<!-- {embed_note(origins)} -->\n" if origins is not None else ""
+        return note + (
             f'<iframe src="{href}" title="{label}" width="100%" height="560" loading="lazy" '
-            'style="border:0;max-width:40rem" referrerpolicy="no-referrer"></iframe>\n'
+            'style="border:0;max-width:40rem" referrerpolicy="no-referrer" '
+            'sandbox="allow-forms allow-same-origin"></iframe>\n'
         )
     return f'<a href="{href}" target="_blank" rel="noopener">{label}</a>\n'

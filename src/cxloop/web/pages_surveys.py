@@ -1,6 +1,6 @@
 """The survey pages: the list, the builder (a definition edited as TOML or JSON, with a preview that
 renders the real answer page), results over time with the funnel and comments, state changes, and
-links (a CSV for a mail merge, or a public link shown once).
+links (a CSV for a mail merge, or a public link shown once, with the HTML to embed it in a website).
 
 Reading needs ``dashboards.read`` (comments also ``data.read``); defining surveys and making links
 need ``surveys.manage``. The core is :mod:`cxloop.surveys`; these routes only translate.
@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from cxloop.errors import InputError
 from cxloop.surveys import links, results, tracking, versions
 from cxloop.surveys.definitions import definition_from_text, pick_language
+from cxloop.surveys.triggers import embed_note, embed_snippet
 from cxloop.web.auth import require
 from cxloop.web.deps import ClockDep, StoreDep
 from cxloop.web.errors import Problem
@@ -36,6 +37,7 @@ STARTER = """id = "after-order"
 name = "After your order"
 language = "en"
 public = false
+# embed_origins = ["https://shop.example.com"]   # sites that may show the survey in an iframe
 edit_window_hours = 24
 thank_you = { en = "Thank you!", fr = "Merci !" }
 
@@ -247,10 +249,20 @@ async def make_links(
     try:
         if public:
             link = await run_in_threadpool(links.create_public_link, store, survey_id, now=clock())
+            url = links.link_url(base, link.token)
+            origins = survey.definition.frame_ancestors
             return render(
                 request,
                 "survey_public_link.html",
-                {"title": survey.name, "survey": survey, "url": links.link_url(base, link.token)},
+                {
+                    "title": survey.name,
+                    "survey": survey,
+                    "url": url,
+                    "link_snippet": embed_snippet(url),
+                    "iframe_snippet": embed_snippet(url, kind="iframe", origins=origins),
+                    "origins": origins,
+                    "embed_note": embed_note(origins),
+                },
             )
         who_gets = await run_in_threadpool(links.segment_customers, store, segment.strip() or None)
         made = await run_in_threadpool(

@@ -4,6 +4,10 @@ The Content-Security-Policy allows scripts and images from this origin only: no 
 framing (clickjacking), no plugins, forms that post only here. Styles may also be inline: the
 chart library (Plotly.js) sets style attributes and injects its own style rules as it draws, and
 a style cannot run code; what keeps injected markup out is that every template escapes.
+
+A response that sets its own Content-Security-Policy (the survey answer pages, which a survey may
+let named websites frame) has chosen its ``frame-ancestors``: X-Frame-Options is then not added
+(it cannot name sites, and browsers that know ``frame-ancestors`` ignore it anyway).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
+                if b"content-security-policy" in present:
+                    present.add(b"x-frame-options")
                 message["headers"] = [
                     *message.get("headers", []),
                     *((k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in present),

@@ -9,12 +9,21 @@
 The link's form token travels in each form (the CSRF defence of a form anyone may post); a public
 link's browser keeps its reply's id in a cookie, so a second visit edits the first answer instead of
 adding one. All checks and writes are :mod:`cxloop.surveys.answers`'; these routes only translate.
+
+Embedding: the pages of a survey whose definition names ``embed_origins`` may be framed by those
+sites (``frame-ancestors``), all others by this server only. In a frame on another site the cookie
+is third-party: over https it is ``SameSite=None; Secure; Partitioned`` (kept per embedding site),
+and since a browser may still refuse it (and over http it is never sent), the reply's id also
+travels with the visit itself: in the step 2 address (``?r=``) and as a hidden field of its form.
+So an answer begun in a frame is finished, not lost; only a later visit cannot find it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
@@ -33,7 +42,8 @@ from cxloop.surveys.answers import (
     save_score,
 )
 from cxloop.surveys.definitions import Definition, pick_language
-from cxloop.surveys.versions import DefinitionCache
+from cxloop.surveys.links import survey_of_token
+from cxloop.surveys.versions import DefinitionCache, SurveyError, get_survey
 from cxloop.web.auth import PUBLIC
 from cxloop.web.deps import client_ip
 
@@ -45,6 +55,18 @@ CSP = (
     "base-uri 'none'; frame-ancestors 'self'"
 )
 COOKIE_DAYS = 365
+
+
+def csp(embed_origins: Sequence[str] = ()) -> str:
+    """The answer page's policy: :data:`CSP`, framed also by ``embed_origins`` (checked origins)."""
+    return " ".join([CSP, *embed_origins])
+
+
+def _framing(response: Response, embed_origins: Sequence[str]) -> Response:
+    response.headers["content-security-policy"] = csp(embed_origins)
+    if not embed_origins:  # older browsers, which know only X-Frame-Options; it cannot name sites
+        response.headers["x-frame-options"] = "SAMEORIGIN"
+    return response
 
 
 def _cookie(token: str) -> str:
@@ -75,8 +97,11 @@ def page(
     error: AnswerError | None = None,
     message: str | None = None,
     status_code: int = 200,
+    embed_origins: Sequence[str] = (),
+    reply: str | None = None,
 ) -> Response:
-    """Render one step of the answer page (also the builder's preview, with ``action`` None)."""
+    """Render one step of the answer page (also the builder's preview, with ``action`` None).
+    ``embed_origins``: the sites that may frame it; ``reply``: the public reply the form edits."""
     answers = answers or {}
     score = answers.get("main")
     context = {
@@ -85,6 +110,7 @@ def page(
         "lang": lang,
         "action": action,
         "form_token": form_token,
+        "reply": reply,
         "answers": answers,
         "score": int(score) if isinstance(score, float) else None,
         "error": error,
@@ -98,8 +124,7 @@ def page(
     response: Response = templates.TemplateResponse(
         request, "survey_answer.html", context, status_code=status_code
     )
-    response.headers["content-security-policy"] = CSP
-    return response
+    return _framing(response, embed_origins)
 
 
 def _defs(request: Request) -> DefinitionCache:
@@ -119,17 +144,53 @@ def _lang(request: Request, definition: Definition, form: FormData | None = None
     )
 
 
-def _refusal(request: Request, error: AnswerError) -> Response:
-    """A page saying why, for a link that cannot be answered (no survey to show)."""
+def _origins(request: Request, visit: Visit) -> tuple[str, ...]:
+    """The sites that may frame the pages of the visit's survey: its current version's (an answer
+    being edited keeps the version it answered, but not the sites that version allowed)."""
+    if visit.current_version in (0, visit.version):
+        return visit.definition.frame_ancestors
+    return _defs(request).get(visit.survey_id, visit.current_version).frame_ancestors
+
+
+def _link_origins(request: Request, token: str) -> tuple[str, ...]:
+    """The sites that may frame the pages of ``token``'s survey (its current version); none for a
+    link of no survey."""
+    survey_id = survey_of_token(request.app.state.store, token)
+    if survey_id is None:
+        return ()
+    try:
+        return get_survey(request.app.state.store, survey_id).definition.frame_ancestors
+    except SurveyError:
+        return ()
+
+
+async def _refusal(request: Request, error: AnswerError, token: str) -> Response:
+    """A page saying why, for a link that cannot be answered (no survey to show); framed where the
+    survey's pages may be, so that an embedded survey that closed says so."""
+    origins = await run_in_threadpool(_link_origins, request, token)
     templates = request.app.state.templates
     response: Response = templates.TemplateResponse(
         request, "survey_message.html", {"reason": error.reason}, status_code=error.status
     )
-    response.headers["content-security-policy"] = CSP
-    return response
+    return _framing(response, origins)
 
 
-async def _visit(request: Request, token: str, *, with_answers: bool, mark_opened: bool = True) -> Visit:
+def _hint(request: Request, token: str, given: Any = None) -> str | None:
+    """The public reply this visit edits: the one its form or address carries (a frame on another
+    site may get no cookie), else the browser's cookie."""
+    if isinstance(given, str) and 0 < len(given) <= 64:
+        return given
+    return request.cookies.get(_cookie(token))
+
+
+def _reply(visit: Visit) -> str | None:
+    """The reply id a public link's form carries along (a personal link needs none)."""
+    return visit.reply_id if visit.kind == "public" else None
+
+
+async def _visit(
+    request: Request, token: str, *, with_answers: bool, mark_opened: bool = True, hint: Any = None
+) -> Visit:
     clock = request.app.state.clock
     return await run_in_threadpool(
         open_link,
@@ -137,7 +198,7 @@ async def _visit(request: Request, token: str, *, with_answers: bool, mark_opene
         _defs(request),
         token,
         now=clock(),
-        reply_hint=request.cookies.get(_cookie(token)),
+        reply_hint=_hint(request, token, hint),
         with_answers=with_answers,
         mark_opened=mark_opened,
         transact=_transact(request),
@@ -152,7 +213,15 @@ def _answered(request: Request, visit: Visit, lang: str) -> Response:
         lang=lang,
         action=None,
         message="You have already answered: thank you.",
+        embed_origins=_origins(request, visit),
     )
+
+
+def _next(url: str, *, lang: str | None, reply: str | None = None) -> str:
+    query = {k: v for k, v in (("lang", lang), ("r", reply)) if v}
+    if lang and not lang.isalpha():
+        query.pop("lang")
+    return url + (f"?{urlencode(query)}" if query else "")
 
 
 @router.get("/s/{token}")
@@ -160,7 +229,7 @@ async def answer_page(request: Request, token: str) -> Response:
     try:
         visit = await _visit(request, token, with_answers=True)
     except AnswerError as error:
-        return _refusal(request, error)
+        return await _refusal(request, error, token)
     lang = _lang(request, visit.definition)
     if not visit.editable:
         return _answered(request, visit, lang)
@@ -172,6 +241,8 @@ async def answer_page(request: Request, token: str) -> Response:
         action=f"/s/{token}",
         form_token=visit.form_token,
         answers=visit.answers,
+        embed_origins=_origins(request, visit),
+        reply=_reply(visit),
     )
 
 
@@ -180,7 +251,7 @@ async def answer_score(request: Request, token: str) -> Response:
     form = await request.form()
     clock, store = request.app.state.clock, request.app.state.store
     limits: PublicLimits = request.app.state.survey_limits
-    hint = request.cookies.get(_cookie(token))
+    hint = _hint(request, token, form.get("reply"))
     try:
         saved = await run_in_threadpool(
             save_score,
@@ -199,30 +270,38 @@ async def answer_score(request: Request, token: str) -> Response:
     except AnswerError as error:
         return await _again(request, token, "score", error, form)
     _data_changed(request)
-    lang = _str(form, "lang") or ""
     response = RedirectResponse(
-        f"/s/{token}/more" + (f"?lang={lang}" if lang.isalpha() else ""), status_code=303
+        _next(f"/s/{token}/more", lang=_str(form, "lang"), reply=saved.reply_id if saved.public else None),
+        status_code=303,
     )
-    if saved.public and saved.reply_id != hint:
+    if saved.public and saved.reply_id != request.cookies.get(_cookie(token)):
         # Only this link's pages get the cookie (a personal link needs none: one answer per link).
+        # Over https it is also sent inside a frame on another site (SameSite=None), kept apart per
+        # embedding site (Partitioned); over http a browser sends it only to the site itself.
+        https = request.url.scheme == "https"
         response.set_cookie(
             _cookie(token),
             saved.reply_id,
             max_age=COOKIE_DAYS * 86400,
             path=f"/s/{token}",
             httponly=True,
-            samesite="lax",
-            secure=request.url.scheme == "https",
+            samesite="none" if https else "lax",
+            secure=https,
         )
+        name, value = response.raw_headers[-1]
+        if https and name == b"set-cookie":  # Starlette writes Partitioned only on Python 3.14+
+            response.raw_headers[-1] = (name, value + b"; Partitioned")
     return response
 
 
 @router.get("/s/{token}/more")
 async def details_page(request: Request, token: str) -> Response:
     try:
-        visit = await _visit(request, token, with_answers=True, mark_opened=False)
+        visit = await _visit(
+            request, token, with_answers=True, mark_opened=False, hint=request.query_params.get("r")
+        )
     except AnswerError as error:
-        return _refusal(request, error)
+        return await _refusal(request, error, token)
     lang = _lang(request, visit.definition)
     if visit.reply_id is None:
         return RedirectResponse(f"/s/{token}", status_code=303)
@@ -236,6 +315,8 @@ async def details_page(request: Request, token: str) -> Response:
         action=f"/s/{token}/more",
         form_token=visit.form_token,
         answers=visit.answers,
+        embed_origins=_origins(request, visit),
+        reply=_reply(visit),
     )
 
 
@@ -256,16 +337,13 @@ async def answer_details(request: Request, token: str) -> Response:
             comment=_str(form, "comment"),
             answers=answers,
             now=clock(),
-            reply_hint=request.cookies.get(_cookie(token)),
+            reply_hint=_hint(request, token, form.get("reply")),
             transact=_transact(request),
         )
     except AnswerError as error:
         return await _again(request, token, "more", error, form)
     _data_changed(request)
-    lang = _str(form, "lang") or ""
-    return RedirectResponse(
-        f"/s/{token}/thanks" + (f"?lang={lang}" if lang.isalpha() else ""), status_code=303
-    )
+    return RedirectResponse(_next(f"/s/{token}/thanks", lang=_str(form, "lang")), status_code=303)
 
 
 @router.get("/s/{token}/thanks")
@@ -273,18 +351,25 @@ async def thanks_page(request: Request, token: str) -> Response:
     try:
         visit = await _visit(request, token, with_answers=False, mark_opened=False)
     except AnswerError as error:
-        return _refusal(request, error)
-    return page(request, visit.definition, "thanks", lang=_lang(request, visit.definition), action=None)
+        return await _refusal(request, error, token)
+    return page(
+        request,
+        visit.definition,
+        "thanks",
+        lang=_lang(request, visit.definition),
+        action=None,
+        embed_origins=_origins(request, visit),
+    )
 
 
 async def _again(request: Request, token: str, step: str, error: AnswerError, form: FormData) -> Response:
     """The same step again with the error shown at its field (or a page saying why)."""
     if error.status not in (403, 422):
-        return _refusal(request, error)
+        return await _refusal(request, error, token)
     try:
-        visit = await _visit(request, token, with_answers=True, mark_opened=False)
+        visit = await _visit(request, token, with_answers=True, mark_opened=False, hint=form.get("reply"))
     except AnswerError as other:
-        return _refusal(request, other)
+        return await _refusal(request, other, token)
     typed: dict[str, Any] = dict(visit.answers)
     if step == "more":
         typed["comment"] = (_str(form, "comment") or "")[:TEXT_MAX]
@@ -299,6 +384,8 @@ async def _again(request: Request, token: str, step: str, error: AnswerError, fo
         answers=typed,
         error=error,
         status_code=error.status,
+        embed_origins=_origins(request, visit),
+        reply=_reply(visit),
     )
 
 
@@ -314,4 +401,4 @@ def _data_changed(request: Request) -> None:
         forget()
 
 
-__all__ = ["CSP", "page", "readable_on", "router"]
+__all__ = ["CSP", "csp", "page", "readable_on", "router"]
