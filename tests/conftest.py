@@ -22,6 +22,9 @@ import sqlalchemy as sa
 from cxloop import ImportOptions, ImportResult, Store, import_file
 
 PG_URL = os.environ.get("CXLOOP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# A served app opens follow-up cases in the background (cxloop.cases.sweep); the tests of other
+# things keep their store as they wrote it. tests/test_cases_sweep.py turns it on.
+os.environ.setdefault("CXLOOP_CASES_CHECK_SECONDS", "0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -33,9 +33,17 @@ R = schema.survey_responses
 STATUSES: Final = ("open", "closed")
 MAX_TEXT: Final = 4000
 DEFAULT_LOOKBACK: Final = dt.timedelta(days=30)
+OPEN_LOCK: Final = 0x63784F50  # "cxOP": open_cases runs one at a time per schema (PostgreSQL)
+ATTEMPTS: Final = 3
 
 Resurvey = Callable[[dict[str, Any]], str | None]
 """Sends a short re-survey for a case being closed; returns the delivery id (None: not sent)."""
+
+
+def advisory_key(lock: int) -> tuple[sa.ColumnElement[int], sa.ColumnElement[int]]:
+    """The two keys of a PostgreSQL advisory lock: ``lock`` and the current schema's hash (so
+    stores in different schemas of one database never wait for each other)."""
+    return sa.literal(lock, sa.Integer), sa.func.hashtext(sa.func.current_schema())
 
 
 def case_id_for(source: str, response_id: str) -> str:
@@ -129,18 +137,27 @@ def open_cases(
     judge: CommentJudge = keyword_judge,
 ) -> list[str]:
     """Open a case for every response answered since ``since`` (default: the last 30 days) up to
-    ``now`` that calls for one and has none yet; return the new case ids (oldest answer first)."""
+    ``now`` that calls for one and has none yet; return the new case ids (oldest answer first).
+
+    Idempotent and safe to run concurrently (the server's background sweep, ``cxloop cases open``
+    from cron, the API): on PostgreSQL the runs take turns (an advisory lock per schema); a run
+    that still meets a case opened meanwhile (DuckDB: a write conflict in the same process) looks
+    again, and a response never gets two cases (the case id is derived from it, and unique)."""
     start = since if since is not None else now - DEFAULT_LOOKBACK
-    try:
-        return _open(store, now=now, since=start, judge=judge)
-    except sa.exc.IntegrityError:
-        # Another run (a second worker, cron overlapping) opened some of them first: look again.
-        return _open(store, now=now, since=start, judge=judge)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _open(store, now=now, since=start, judge=judge)
+        except sa.exc.DBAPIError:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _open(store: Store, *, now: dt.datetime, since: dt.datetime, judge: CommentJudge) -> list[str]:
     start = since
     with store.engine.begin() as conn:
+        if store.dialect == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(*advisory_key(OPEN_LOCK))))
         found = candidates(conn, since=start, until=now, judge=judge)
         if not found:
             return []

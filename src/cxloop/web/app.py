@@ -8,6 +8,7 @@ process (``cxloop serve --workers N`` on PostgreSQL).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cxloop import __version__
 from cxloop.business import RecentSettings
+from cxloop.cases.sweep import CaseSweep
 from cxloop.config import Settings
 from cxloop.metrics.cache import MetricsCache, store_fingerprint
 from cxloop.recent import Recent, RecentMap
@@ -69,7 +71,9 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.case_sweep.start()
         yield
+        app.state.case_sweep.stop()  # after the sweep under way; lets another worker take over
         app.state.import_runner.shutdown()  # waits for a running import; fails the queued ones
         if app.state.survey_transact is not None:
             app.state.survey_transact.close()  # commits the answers queued
@@ -92,9 +96,20 @@ def create_app(store: Store, settings: Settings, *, clock: Clock | None = None) 
     # token or session belongs to, each at most a second or two old (src/cxloop/recent.py).
     fingerprint = Recent(lambda: store_fingerprint(store), seconds=web.data_check_seconds)
     app.state.principals = RecentMap[tuple[str, str], Principal](seconds=web.sign_in_check_seconds)
-    app.state.import_runner = api_imports.make_runner(
-        store, web, app.state.clock, on_imported=fingerprint.forget
+    # The closed loop without a command: unhappy answers (answer page, API, imports) open their
+    # follow-up case within cases_check_seconds, swept by one process (src/cxloop/cases/sweep.py).
+    app.state.case_sweep = CaseSweep(
+        store,
+        clock=app.state.clock,
+        seconds=web.cases_check_seconds,
+        lookback=dt.timedelta(days=web.cases_lookback_days),
     )
+
+    def imported() -> None:
+        fingerprint.forget()
+        app.state.case_sweep.wake()
+
+    app.state.import_runner = api_imports.make_runner(store, web, app.state.clock, on_imported=imported)
     app.state.templates = make_templates()
     # Surveys: an answer changes the data at once for this process (cxloop.surveys.answers).
     app.state.forget_data_fingerprint = fingerprint.forget

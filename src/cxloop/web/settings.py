@@ -74,6 +74,17 @@ class WebSettings(Settings):
         ge=0,
         description="A token or session found valid is trusted this long before it is looked up again",
     )
+    cases_check_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "How often the server opens follow-up cases for new unhappy answers (and at once after "
+            "an import); 0: never (then run `cxloop cases open`)"
+        ),
+    )
+    cases_lookback_days: float = Field(
+        default=30.0, gt=0, description="The sweep opens cases for answers given in this many last days"
+    )
 
     def login_limits(self) -> LoginLimits:
         return LoginLimits(
