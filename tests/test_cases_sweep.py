@@ -230,3 +230,31 @@ def test_the_sweep_is_off_at_zero_and_an_import_through_the_server_wakes_it(stor
             assert time.monotonic() < deadline, "no case after the import's wake-up"
             time.sleep(0.05)
     assert app.state.case_sweep.opened == 1 and app.state.case_sweep._thread is None
+
+
+def test_a_busy_interval_opens_hundreds_of_cases_in_one_sweep(store: Store) -> None:
+    from cxloop.cases import AssignmentRule, list_cases, save_rules
+    from cxloop.store import schema
+
+    save_rules(store, [AssignmentRule("all", sla_hours=24, assignees=("amy@x.com", "bob@x.com"))])
+    with store.engine.begin() as conn:
+        conn.execute(
+            schema.survey_responses.insert(),
+            [
+                {"source": "cxloop", "response_id": f"r{i:03}", "question_id": "main", "survey_id": "s",
+                 "kind": "nps", "scale_min": 0, "scale_max": 10, "score": i % 7, "comment": None,
+                 "customer_id": f"C{i}", "responded_at": NOW - dt.timedelta(minutes=i), "row_hash": "h"}
+                for i in range(300)
+            ],
+        )  # fmt: skip
+
+    opened = CaseSweep(store, clock=lambda: NOW, seconds=0).run_once()
+
+    assert opened is not None and len(opened) == 300 == case_count(store)
+    page = list_cases(store, now=NOW, limit=1000)
+    assert {(c["rule"], c["sla_hours"], c["due_at"], c["status"]) for c in page.items} == {
+        ("all", 24, NOW + dt.timedelta(hours=24), "open")
+    }
+    assert {c["assignee"] for c in page.items} == {"amy@x.com", "bob@x.com"}
+    assert sorted(c["score"] for c in page.items)[:2] == [0.0, 0.0]
+    assert open_cases(store, now=NOW) == []
