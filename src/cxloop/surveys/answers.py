@@ -122,7 +122,8 @@ _LINK_SURVEY_REPLY = sa.text(
     " l.expires_at, l.opened_at, s.state, s.version, r.reply_id, r.version AS reply_version,"
     " r.completed_at, r.editable_until, r.started_at"
     " FROM survey_links l JOIN surveys s ON s.survey_id = l.survey_id"
-    " LEFT JOIN survey_replies r ON r.reply_id = :rid AND r.link_id = l.link_id"
+    " LEFT JOIN survey_replies r ON r.link_id = l.link_id"
+    " AND r.reply_id = CASE WHEN l.kind = 'public' THEN :rid ELSE l.link_id END"
     " WHERE l.link_id = :lid"
 )
 _OPENED = sa.text("UPDATE survey_links SET opened_at = :now WHERE link_id = :lid AND opened_at IS NULL")
@@ -173,12 +174,17 @@ class _Found:
 def _link(conn: sa.Connection, token: str, reply_hint: str | None, now: dt.datetime) -> _Found:
     digest = token_hash(token)
     lid = digest[:24]
+    # A personal link has one reply, named after the link: a hint (cookie, form) counts only for a
+    # public link, whose replies are one per browser (the joined query below says the same in SQL).
     rid = reply_hint or lid
     if conn.dialect.name == "duckdb":
         # Three look-ups by primary key: on DuckDB they cost less than one join of the three tables.
         link = conn.execute(_LINK, {"lid": lid}).first()
-        survey = conn.execute(_SURVEY, {"sid": link.survey_id}).one() if link is not None else None
-        reply = conn.execute(_REPLY, {"rid": rid, "lid": lid}).first() if link is not None else None
+        survey = reply = None
+        if link is not None:
+            survey = conn.execute(_SURVEY, {"sid": link.survey_id}).one()
+            own = rid if link.kind == "public" else lid
+            reply = conn.execute(_REPLY, {"rid": own, "lid": lid}).first()
     else:
         # One round trip on PostgreSQL, where each statement is mostly the trip to the server.
         link = survey = reply = conn.execute(_LINK_SURVEY_REPLY, {"lid": lid, "rid": rid}).first()
