@@ -14,7 +14,8 @@ from cxloop.cli.output import csv_option, json_option, print_rows, stdout
 
 app = typer.Typer(help="Themes: what customers talk and complain about (discover, list, curate).")
 curate_app = typer.Typer(
-    help="Rename, merge, split or delete themes, add or remove keyword rules; every change is a version."
+    help="Rename, merge, split or delete themes, add or remove keyword rules, restore an earlier "
+    "version; every change is a version."
 )
 app.add_typer(curate_app, name="curate")
 
@@ -250,6 +251,19 @@ def unrule(
 
     with reporting_errors(), state(ctx).open_store() as store:
         _done(themes.remove_rule(store, theme_id, keywords, by=_who(by)))
+
+
+@curate_app.command("restore")
+def restore(
+    ctx: typer.Context,
+    version: int = typer.Argument(..., help="The earlier version to bring back (curate history)."),
+    by: str | None = _by(),
+) -> None:
+    """Restore an earlier version: a new version equal to it (the history keeps every version)."""
+    from cxloop.voice import themes
+
+    with reporting_errors(), state(ctx).open_store() as store:
+        _done(themes.restore(store, version, by=_who(by)))
 
 
 @curate_app.command("history")

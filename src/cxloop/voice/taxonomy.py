@@ -10,7 +10,8 @@ discovery that finds the same topic again keeps it deleted.
 Every change makes a new :class:`Taxonomy` version (who, when, what); the functions here are pure
 and return the new list of themes; :mod:`cxloop.voice.themes` numbers and stores the versions.
 A change they refuse raises :class:`CurationError`, whose ``field`` names the input at fault
-(``theme``, ``themes``, ``label``, ``keywords``, ``parts``), so a form can show the reason there.
+(``theme``, ``themes``, ``label``, ``keywords``, ``parts``; ``version`` for a restore), so a form
+can show the reason there.
 
 **Surviving re-discovery** (:func:`reconcile`): each topic of the new model is compared with each
 topic of the previous model by the cosine of their components over the terms the two vocabularies
@@ -39,8 +40,8 @@ TERMS: Final = 10
 
 class CurationError(ConfigError):
     """A curation refused: ``reason``, and the ``field`` it is about (``theme``: the theme acted
-    on; ``themes``: the themes to merge; ``label``; ``keywords``; ``parts``; None: the change as a
-    whole)."""
+    on; ``themes``: the themes to merge; ``label``; ``keywords``; ``parts``; ``version``: the
+    version to restore; None: the change as a whole)."""
 
     def __init__(self, reason: str, *, field: str | None = None) -> None:
         self.reason = reason

@@ -23,7 +23,8 @@ The API (what trends, drivers, competitors and the shells call):
   weight, distinct, raw: escaping is the shell's job), ``trend`` (texts per week or month,
   zeros included), plus ``keywords``, ``curated``. The selection defaults to the model's own.
 * Curation, each writing a new version (who: ``by``; when: ``clock``): :func:`rename`,
-  :func:`merge`, :func:`split`, :func:`delete`, :func:`add_rule`, :func:`remove_rule`;
+  :func:`merge`, :func:`split`, :func:`delete`, :func:`add_rule`, :func:`remove_rule`,
+  :func:`restore` (a new version equal to an earlier one: a change undone, history kept);
   :func:`current_taxonomy`, :func:`history`. A refused change raises
   :class:`cxloop.voice.taxonomy.CurationError` (a ``ConfigError`` naming the ``field`` at fault)
   and writes nothing.
@@ -67,6 +68,7 @@ __all__ = [
     "merge",
     "remove_rule",
     "rename",
+    "restore",
     "split",
     "summarise",
     "tag",
@@ -301,6 +303,7 @@ def summarise(
 def rename(store: Store, theme_id: int, label: str, *, by: str, clock: Clock = utc_now) -> Taxonomy:
     taxonomy = _taxonomy(store)
     themes = tx.rename(taxonomy.themes, theme_id, label)
+    label = next(t.label for t in themes if t.theme_id == theme_id)  # as cleaned
     return _save(store, taxonomy, themes, by, "rename", {"theme_id": theme_id, "label": label}, clock)
 
 
@@ -309,6 +312,8 @@ def merge(
 ) -> Taxonomy:
     model, taxonomy = _current(store)
     themes = tx.merge(taxonomy.themes, theme_ids, model, label)
+    if label is not None:
+        label = next(t.label for t in themes if t.theme_id == theme_ids[0])  # as cleaned
     return _save(store, taxonomy, themes, by, "merge", {"theme_ids": list(theme_ids), "label": label}, clock)
 
 
@@ -345,6 +350,27 @@ def remove_rule(
     themes = tx.remove_rule(taxonomy.themes, theme_id, keywords)
     details = {"theme_id": theme_id, "keywords": list(keywords)}
     return _save(store, taxonomy, themes, by, "remove-rule", details, clock)
+
+
+def restore(store: Store, version: int, *, by: str, clock: Clock = utc_now) -> Taxonomy:
+    """A new version equal to the earlier version ``version``: its model and its themes (labels,
+    merges, deletions, rules), so a mistaken change is undone without rewriting the history; the
+    new version says which one it restored (``action`` ``restore``, ``details`` ``{"version"}``).
+    Restoring a version made before a discovery brings that discovery's model back too."""
+    taxonomy = _taxonomy(store)
+    if version == taxonomy.version:
+        raise CurationError(f"version {version} is the current version: nothing to restore", field="version")
+    if not 1 <= version < taxonomy.version:
+        latest = taxonomy.version - 1
+        known = f"the earlier ones are 1 to {latest}" if latest else "none is earlier"
+        raise CurationError(f"no taxonomy version {version}; {known}", field="version")
+    earlier = _taxonomy(store, version)
+    themes_store.load_model(store, earlier.model_id)  # still in the store, or refused here
+    details = {"version": version, "previous_model": taxonomy.model_id}
+    return themes_store.save_version(
+        store, model_id=earlier.model_id, themes=earlier.themes, by=by, action="restore", details=details,
+        now=clock(), expected=taxonomy.version,
+    )  # fmt: skip
 
 
 def split(
@@ -475,7 +501,8 @@ def _quotes(texts: pd.Series, n: int) -> list[str]:
 def _period(at: pd.Series, grain: str) -> pd.Series:
     stamps = pd.to_datetime(at)
     if grain == "week":
-        return (stamps.dt.normalize() - pd.to_timedelta(stamps.dt.weekday, unit="D")).astype("datetime64[ns]")
+        monday = stamps.dt.normalize() - pd.to_timedelta(stamps.dt.day_of_week, unit="D")
+        return monday.astype("datetime64[ns]")
     return stamps.dt.to_period("M").dt.start_time.astype("datetime64[ns]")
 
 

@@ -288,6 +288,8 @@ def version_change(action: str, details: dict[str, Any]) -> str:
         return f"keyword rule {_quoted(details.get('keywords'))} for {target}"
     if action == "remove-rule":
         return f"keyword rule {_quoted(details.get('keywords'))} removed from theme {theme}"
+    if action == "restore":
+        return f"restored version {details.get('version', '?')}"
     return f"{action}: " + ", ".join(f"{k}={v}" for k, v in details.items())
 
 
