@@ -97,7 +97,8 @@ def test_theme_explorer_shows_quotes_as_text_and_draws_its_chart(page: Any, site
 
 def test_a_curator_renames_and_merges_themes_in_the_browser(page: Any, site: dict[str, Any]) -> None:
     """The analyst (``themes.curate``) renames a theme and merges it with another through the
-    explorer's forms; each change shows at once; merging a theme with itself is refused at the field."""
+    explorer's forms; each change shows at once; merging a theme with itself is refused at the
+    field; restoring the version before the merge brings the merged theme back."""
     dialogs = watch_dialogs(page)
     sign_in(page, site["base"], "/voice/themes")
     page.wait_for_selector("[data-chart='themes'][data-drawn='true']")
@@ -137,6 +138,17 @@ def test_a_curator_renames_and_merges_themes_in_the_browser(page: Any, site: dic
     assert not any(t.startswith(b_text.split(" · ", 1)[1]) for t in shown)
     assert "merged as “Refunds, returns and more”" in page.locator("#versions tbody tr").first.inner_text()
     shoot(page, "voice-themes-curated")
+
+    # undo the merge: restore the version before it (the rename), from the history's own button
+    renamed = page.locator("#versions tbody tr").nth(1)
+    version = renamed.locator("td").first.inner_text()
+    renamed.get_by_role("button", name=f"Restore version {version}").click()
+    page.wait_for_selector("#saved")
+    assert f"restored version {version}" in page.locator("#saved").inner_text()
+    page.wait_for_selector("[data-chart='themes'][data-drawn='true']")
+    assert labels.count() == before
+    assert any(t.startswith("Refunds & returns") for t in labels.all_inner_texts())
+    assert page.locator("#versions tbody tr").first.locator("td").last.inner_text() == "current"
     assert dialogs == []
     # the refused merge answered 422 (Chromium reports the status); nothing else went wrong
     assert [p for p in page.problems if "status of 422" not in p] == []

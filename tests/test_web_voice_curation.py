@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from cxloop import Store
 from cxloop.demo_store import load_demo
-from cxloop.voice import themes
+from cxloop.voice import themes, themes_store
 from cxloop.web import accounts
 from cxloop.web.app import create_app
 from cxloop.web.auth import route_access
@@ -32,7 +32,7 @@ T0 = dt.datetime(2026, 1, 5, 9, 0)
 FIRST_CUTOFF = dt.datetime(2025, 9, 1)
 CURATOR = "cara@example.com"
 MARKUP = '<script>alert("label")</script>'
-FORMS = ["rename", "merge", "split", "delete", "rules", "rules/remove"]
+FORMS = ["rename", "merge", "split", "delete", "rules", "rules/remove", "restore"]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,16 @@ def current(store: Store) -> themes.Taxonomy:
 def by_size(store: Store) -> list[int]:
     """The themes' ids, largest first (as the explorer lists them)."""
     return [int(i) for i in themes.theme_report(store)["theme_id"]]
+
+
+def declared(client: TestClient, prefix: str) -> dict[tuple[str, str], set[str]]:
+    """What each route under ``prefix`` requires, per method and path."""
+    return {
+        (method, r.path): {str(q) for q in r.requirements}
+        for r in route_access(client.app)  # type: ignore[arg-type]
+        for method in r.methods
+        if r.path.startswith(prefix)
+    }
 
 
 def field_error(page: str, form: str, field: str) -> str:
@@ -224,12 +234,7 @@ def test_labels_and_keywords_are_shown_as_text(client: TestClient, store: Store)
 
 
 def test_a_viewer_sees_the_explorer_without_forms_and_may_not_post(client: TestClient, store: Store) -> None:
-    routes = {
-        (method, r.path): {str(q) for q in r.requirements}
-        for r in route_access(client.app)  # type: ignore[arg-type]
-        for method in r.methods
-        if r.path.startswith("/voice/themes/")
-    }
+    routes = declared(client, "/voice/themes/")
     assert routes == {("POST", f"/voice/themes/{f}"): {Capability.THEMES_CURATE.value} for f in FORMS}
     version = current(store).version
     for role in (Role.VIEWER, Role.AGENT):
@@ -237,7 +242,7 @@ def test_a_viewer_sees_the_explorer_without_forms_and_may_not_post(client: TestC
         page = client.get("/voice/themes")
         assert page.status_code == 200 and '<table id="themes">' in page.text
         assert "/voice/themes/rename" not in page.text and 'id="curate"' not in page.text
-        assert '<table id="versions">' in page.text
+        assert '<table id="versions">' in page.text and "/voice/themes/restore" not in page.text
         for form in FORMS:
             refused = post(client, csrf, form, theme_id=1, label="Mine", keywords="x", keyword="x", other=[2])
             assert refused.status_code == 403, (role, form)
@@ -245,6 +250,44 @@ def test_a_viewer_sees_the_explorer_without_forms_and_may_not_post(client: TestC
     sign_in(client, store, CURATOR)
     assert post(client, "forged", "rename", theme_id=1, label="Mine").status_code == 403
     assert current(store).version == version
+
+
+def test_a_curator_restores_an_earlier_version_from_the_history(client: TestClient, store: Store) -> None:
+    csrf = sign_in(client, store, CURATOR)
+    a, b = by_size(store)[:2]
+    quote = str(themes.theme_report(store).set_index("theme_id").loc[a, "quotes"][0])
+    done(client, post(client, csrf, "rename", theme_id=b, label="Parcels"))
+    page = done(client, post(client, csrf, "delete", theme_id=a))
+    assert a not in by_size(store)
+    # a Restore button on every row of the history but the current version's
+    buttons = re.findall(r'<input type="hidden" name="version" value="(\d+)">', page)
+    assert buttons == ["2", "1"] and 'aria-label="Restore version 2"' in page
+
+    version_2 = themes_store.load_version(store, 2)
+    assert version_2 is not None
+
+    page = done(client, post(client, csrf, "restore", version="2", grain="week"))
+
+    restored = current(store)
+    assert restored.version == 4 and restored.themes == version_2.themes
+    assert a in by_size(store) and restored.theme(b).label == "Parcels"
+    assert themes.tag(store, [quote])["theme_id"].iloc[0] == a
+    assert "Saved as taxonomy version 4: restored version 2." in page
+    assert [(h["action"], h["created_by"]) for h in themes.history(store)[:3]] == [
+        ("restore", CURATOR), ("delete", CURATOR), ("rename", CURATOR),
+    ]  # fmt: skip
+    assert f"<td>{CURATOR}</td><td>restored version 2</td><td>current</td>" in page
+    assert client.get("/api/v1/voice/themes").json()["version"] == 4
+
+    # refusals: said above the history, nothing written
+    for version, reason in (("", "choose a version"), ("99", "no taxonomy version 99; the earlier ones are 1 to 3"),
+                            ("4", "version 4 is the current version")):  # fmt: skip
+        refused = post(client, csrf, "restore", version=version)
+        assert refused.status_code == 422
+        shown = re.search(r'<p class="field-error" id="restore-error">(.*?)</p>', refused.text, re.S)
+        assert shown and reason in shown[1], (version, refused.text[-2000:])
+        assert f"Nothing was changed: {shown[1]}" in refused.text
+    assert current(store) == restored
 
 
 def test_a_curation_made_in_the_web_survives_rediscovery(client: TestClient, store: Store) -> None:

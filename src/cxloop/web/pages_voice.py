@@ -1,9 +1,9 @@
 """The voice-of-the-customer pages: sentiment (``/voice``), competitors (``/voice/competitors``),
 sales preferences (``/sales``), theme trends and drivers, and the theme explorer
 (``/voice/themes``), all aggregates (``dashboards.read``). The explorer's curation forms (rename,
-merge, split, delete, keyword rules) need ``themes.curate``: each is a POST that calls one
-function of :mod:`cxloop.voice.themes` and redirects back, or shows the core's refusal at the
-field it names.
+merge, split, delete, keyword rules, restoring a version) need ``themes.curate``: each is a POST
+that calls one function of :mod:`cxloop.voice.themes` and redirects back, or shows the core's
+refusal at the field it names.
 
 Thin shells over :mod:`cxloop.voice` through the voice API's computations and cache
 (:mod:`cxloop.web.api_voice`): results are kept until the next import, sentiment scores in the
@@ -14,6 +14,7 @@ store. Charts come from :mod:`cxloop.web.voice_view`; each has its table and a C
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -42,7 +43,7 @@ from cxloop.web.api_voice import (
 from cxloop.web.auth import require
 from cxloop.web.charts import Table
 from cxloop.web.dashboard import query_string
-from cxloop.web.deps import ClockDep, StoreDep, business
+from cxloop.web.deps import Clock, ClockDep, StoreDep, business
 from cxloop.web.errors import Problem
 from cxloop.web.pages_dashboard import csv_download
 from cxloop.web.roles import Capability
@@ -381,7 +382,7 @@ def _themes(
     return render(request, "voice_themes.html", context, status_code=status_code)
 
 
-# -- curation: thin shells over cxloop.voice.themes (rename, merge, split, delete, rules) -----------
+# -- curation: thin shells over cxloop.voice.themes (rename, merge, split, delete, rules, restore) ---
 
 CURATE = require(Capability.THEMES_CURATE)
 Curator = Annotated[Principal, Depends(CURATE)]
@@ -389,37 +390,62 @@ Grain = Annotated[Literal["week", "month"], Form()]
 Text = Annotated[str, Form(max_length=2000)]
 
 
-def _curate(
-    request: Request,
-    store: Store,
-    cache: MetricsCache,
-    who: Principal,
-    grain: str,
-    form: dict[str, Any],
-    change: Callable[[], Taxonomy],
-) -> Response:
-    """Make the change, then go back to the explorer (303); a refusal re-renders the explorer
-    with the reason at the field it names (422), the form filled in as it was sent. The core
-    writes a version whole or not at all, so a refused change leaves nothing behind."""
-    try:
-        taxonomy = change()
-    except CurationError as exc:
-        failed = {**form, "error": exc.reason, "field": exc.field}
-    except CxloopError as exc:
-        failed = {**form, "error": str(exc), "field": None}
-    else:
-        return RedirectResponse(
-            "/voice/themes" + query_string({"grain": grain, "saved": taxonomy.version}), status_code=303
+@dataclass(frozen=True)
+class Curation:
+    """What every curation form's POST shares: the curator (``themes.curate``; the session's
+    CSRF token is checked with it), the store, the clock, and the explorer to answer with."""
+
+    request: Request
+    store: Store
+    cache: MetricsCache
+    clock: Clock
+    who: Principal
+    grain: str
+
+    @property
+    def by(self) -> str:
+        return self.who.user.email
+
+    def answer(self, form: dict[str, Any], change: Callable[[], Taxonomy]) -> Response:
+        """Make the change, then go back to the explorer (303); a refusal re-renders the
+        explorer with the reason at the field it names (422), the form filled in as it was sent.
+        The core writes a version whole or not at all, so a refused change leaves nothing behind."""
+        try:
+            taxonomy = change()
+        except CurationError as exc:
+            failed = {**form, "error": exc.reason, "field": exc.field}
+        except CxloopError as exc:
+            failed = {**form, "error": str(exc), "field": None}
+        else:
+            return RedirectResponse(
+                "/voice/themes" + query_string({"grain": self.grain, "saved": taxonomy.version}),
+                status_code=303,
+            )
+        return _themes(
+            self.request, self.store, self.cache, self.who, grain=self.grain, form=failed, status_code=422
         )
-    return _themes(request, store, cache, who, grain=grain, form=failed, status_code=422)
+
+
+def curation(
+    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator, grain: Grain = "month"
+) -> Curation:
+    return Curation(request, store, cache, clock, who, grain)
+
+
+Curating = Annotated[Curation, Depends(curation)]
+
+
+def _whole(value: str, field: str, reason: str) -> int:
+    """A whole number from a form field, or the refusal ``reason`` at ``field``."""
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise CurationError(reason, field=field) from None
 
 
 def _theme_id(value: str, field: str = "theme") -> int:
     """A theme id from a form field (the core says whether the theme exists)."""
-    try:
-        return int(value.strip())
-    except ValueError:
-        raise CurationError("choose a theme", field=field) from None
+    return _whole(value, field, "choose a theme")
 
 
 def _words(value: str) -> list[str]:
@@ -428,108 +454,82 @@ def _words(value: str) -> list[str]:
 
 
 @router.post("/voice/themes/rename")
-def rename_theme(
-    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
-    theme_id: Text = "", label: Text = "", grain: Grain = "month",
-) -> Response:  # fmt: skip
+def rename_theme(c: Curating, theme_id: Text = "", label: Text = "") -> Response:
     """Give a theme a name of one's own (kept across re-discovery)."""
     from cxloop.voice.themes import rename
 
     form = {"action": "rename", "theme_id": theme_id, "label": label}
-
-    def change() -> Taxonomy:
-        return rename(store, _theme_id(theme_id), label, by=who.user.email, clock=clock)
-
-    return _curate(request, store, cache, who, grain, form, change)
+    return c.answer(form, lambda: rename(c.store, _theme_id(theme_id), label, by=c.by, clock=c.clock))
 
 
 @router.post("/voice/themes/merge")
 def merge_themes(
-    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
-    theme_id: Text = "", other: Annotated[list[str] | None, Form()] = None, label: Text = "",
-    grain: Grain = "month",
-) -> Response:  # fmt: skip
+    c: Curating, theme_id: Text = "", other: Annotated[list[str] | None, Form()] = None, label: Text = ""
+) -> Response:
     """Merge the checked themes into ``theme_id`` (which keeps its id, and its label unless one
     is given)."""
     from cxloop.voice.themes import merge
 
     others = other or []
-    form = {"action": "merge", "theme_id": theme_id, "other": others, "label": label}
 
     def change() -> Taxonomy:
         ids = [_theme_id(theme_id)] + [_theme_id(o, "themes") for o in others]
-        return merge(store, ids, label=label.strip() or None, by=who.user.email, clock=clock)
+        return merge(c.store, ids, label=label.strip() or None, by=c.by, clock=c.clock)
 
-    return _curate(request, store, cache, who, grain, form, change)
+    return c.answer({"action": "merge", "theme_id": theme_id, "other": others, "label": label}, change)
 
 
 @router.post("/voice/themes/split")
-def split_theme(
-    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
-    theme_id: Text = "", parts: Text = "2", grain: Grain = "month",
-) -> Response:  # fmt: skip
+def split_theme(c: Curating, theme_id: Text = "", parts: Text = "2") -> Response:
     """Split a theme: a merged one back into its topics, another into ``parts`` fitted on its texts."""
     from cxloop.voice.themes import split
 
-    form = {"action": "split", "theme_id": theme_id, "parts": parts}
-
     def change() -> Taxonomy:
-        try:
-            count = int(parts.strip())
-        except ValueError:
-            raise CurationError("parts must be a whole number from 2 to 10", field="parts") from None
-        return split(store, _theme_id(theme_id), parts=count, by=who.user.email, clock=clock)
+        count = _whole(parts, "parts", "parts must be a whole number from 2 to 10")
+        return split(c.store, _theme_id(theme_id), parts=count, by=c.by, clock=c.clock)
 
-    return _curate(request, store, cache, who, grain, form, change)
+    return c.answer({"action": "split", "theme_id": theme_id, "parts": parts}, change)
 
 
 @router.post("/voice/themes/delete")
-def delete_theme(
-    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
-    theme_id: Text = "", grain: Grain = "month",
-) -> Response:  # fmt: skip
+def delete_theme(c: Curating, theme_id: Text = "") -> Response:
     """Delete a theme: its texts stay untagged, and it stays deleted when discovery finds it again."""
     from cxloop.voice.themes import delete
 
     form = {"action": "delete", "theme_id": theme_id}
-
-    def change() -> Taxonomy:
-        return delete(store, _theme_id(theme_id), by=who.user.email, clock=clock)
-
-    return _curate(request, store, cache, who, grain, form, change)
+    return c.answer(form, lambda: delete(c.store, _theme_id(theme_id), by=c.by, clock=c.clock))
 
 
 @router.post("/voice/themes/rules")
-def add_theme_rule(
-    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
-    keywords: Text = "", theme_id: Text = "", label: Text = "", grain: Grain = "month",
-) -> Response:  # fmt: skip
+def add_theme_rule(c: Curating, keywords: Text = "", theme_id: Text = "", label: Text = "") -> Response:
     """Keyword rules for a theme, or for a new theme of ``label`` made of rules (no theme chosen)."""
     from cxloop.voice.themes import add_rule
 
-    form = {"action": "rule", "keywords": keywords, "theme_id": theme_id, "label": label}
-
     def change() -> Taxonomy:
         target = _theme_id(theme_id) if theme_id.strip() else None
-        return add_rule(
-            store, _words(keywords), theme_id=target, label=None if target else label, by=who.user.email,
-            clock=clock,
-        )  # fmt: skip
+        name = None if target else label
+        return add_rule(c.store, _words(keywords), theme_id=target, label=name, by=c.by, clock=c.clock)
 
-    return _curate(request, store, cache, who, grain, form, change)
+    return c.answer({"action": "rule", "keywords": keywords, "theme_id": theme_id, "label": label}, change)
 
 
 @router.post("/voice/themes/rules/remove")
-def remove_theme_rule(
-    request: Request, store: StoreDep, cache: CacheDep, clock: ClockDep, who: Curator,
-    theme_id: Text = "", keyword: Text = "", grain: Grain = "month",
-) -> Response:  # fmt: skip
+def remove_theme_rule(c: Curating, theme_id: Text = "", keyword: Text = "") -> Response:
     """Remove one keyword rule from a theme: its texts go back to the model."""
     from cxloop.voice.themes import remove_rule
 
-    form = {"action": "remove-rule", "theme_id": theme_id, "keyword": keyword}
+    def change() -> Taxonomy:
+        return remove_rule(c.store, _theme_id(theme_id), [keyword], by=c.by, clock=c.clock)
+
+    return c.answer({"action": "remove-rule", "theme_id": theme_id, "keyword": keyword}, change)
+
+
+@router.post("/voice/themes/restore")
+def restore_version(c: Curating, version: Text = "") -> Response:
+    """Restore an earlier version of the taxonomy: a new version equal to it (history kept)."""
+    from cxloop.voice.themes import restore
 
     def change() -> Taxonomy:
-        return remove_rule(store, _theme_id(theme_id), [keyword], by=who.user.email, clock=clock)
+        return restore(c.store, _whole(version, "version", "choose a version"), by=c.by, clock=c.clock)
 
-    return _curate(request, store, cache, who, grain, form, change)
+    return c.answer({"action": "restore", "version": version}, change)
