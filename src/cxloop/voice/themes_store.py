@@ -18,6 +18,11 @@ from cxloop.voice.taxonomy import Taxonomy, Theme
 from cxloop.voice.themes_model import ThemeModel
 
 
+class ConcurrentChange(ConfigError):
+    """A change made from a version that is no longer the latest: someone changed the themes
+    meanwhile (reload and try again)."""
+
+
 def save_model(store: Store, model: ThemeModel, now: dt.datetime) -> None:
     table = schema.theme_models
     with store.engine.begin() as conn:
@@ -59,7 +64,7 @@ def save_version(
     with store.engine.begin() as conn:
         latest = conn.execute(sa.select(sa.func.max(versions.c.version))).scalar()
         if latest != expected:
-            raise ConfigError(
+            raise ConcurrentChange(
                 f"the themes changed meanwhile (now version {latest}, this change was made "
                 f"from {expected}): try again"
             )

@@ -9,6 +9,12 @@ same library function and answers its rows. Results live in the app's metrics ca
 (``text_sentiment``), so a text is scored once. Aggregates need ``dashboards.read``; the texts
 themselves, with their customer ids, need ``data.read``. Unknown parameters and bad values are
 422 problems naming the parameter; so are the library's refusals.
+
+The themes are curated here too (``themes.curate``): ``POST /api/v1/voice/themes/{rename, merge,
+split, delete, rules, rules/remove, restore}``, each calling the :mod:`cxloop.voice.themes`
+function of that name with the caller's email as who, and answering the new taxonomy version; a
+refusal is a 422 problem whose ``field`` (and ``errors[].loc``) names the body field at fault, a
+change made meanwhile a 409. ``GET /api/v1/voice/themes/versions`` lists the versions.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cxloop.errors import CxloopError
 from cxloop.metrics.cache import MetricsCache
@@ -29,13 +35,17 @@ from cxloop.metrics.frames import records
 from cxloop.metrics.source import store_source
 from cxloop.store.store import Store
 from cxloop.voice.drivers import DriversReport
+from cxloop.voice.taxonomy import CurationError, Taxonomy
+from cxloop.voice.themes_store import ConcurrentChange
 from cxloop.voice.trends import Assign, TrendReport
 from cxloop.web.api_metrics import as_of_or_now
 from cxloop.web.auth import require
 from cxloop.web.deps import ClockDep, StoreDep
 from cxloop.web.errors import Problem, problem_responses
 from cxloop.web.roles import Capability
+from cxloop.web.sessions import Principal
 from cxloop.web.strict import no_unknown_query
+from cxloop.web.voice_view import version_change
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(no_unknown_query)])
 
@@ -558,6 +568,202 @@ def voice_themes(
         version=int(frame.attrs.get("version", 0)), texts=int(frame.attrs.get("texts", 0)),
         untagged=int(frame.attrs.get("untagged", 0)), themes=records(frame),
     )  # fmt: skip
+
+
+# -- routes: curating the themes (thin shells over cxloop.voice.themes, as the CLI and the pages) ---
+
+
+CURATE = require(Capability.THEMES_CURATE)
+Curator = Annotated[Principal, Depends(CURATE)]
+CURATION_ERRORS = problem_responses(401, 403, 409, 422)
+
+
+class CuratedTheme(BaseModel):
+    """A theme of a taxonomy version."""
+
+    theme_id: int = Field(examples=[4])
+    label: str = Field(examples=["Late delivery"])
+    terms: list[str] = Field(description="Top terms", examples=[["late", "delivery", "parcel"]])
+    keywords: list[str] = Field(
+        description="Keyword rules (a text holding one is the theme's)", examples=[[]]
+    )
+    topics: int = Field(description="Topics of the model it gathers (0: keyword rules only)", examples=[1])
+    curated: bool = Field(description="Named, merged, split or ruled by a user: its label is kept")
+
+
+class TaxonomyVersion(BaseModel):
+    """A version of the curated taxonomy: who made it, when, what it changed, and its themes."""
+
+    version: int = Field(examples=[5])
+    created_at: dt.datetime = Field(description="When (UTC)")
+    created_by: str = Field(examples=["ana@example.com"])
+    action: str = Field(
+        description="discover, rename, merge, split, delete, rule, remove-rule or restore",
+        examples=["rename"],
+    )
+    what: str = Field(description="What changed, in words", examples=["theme 4 renamed “Late delivery”"])
+    details: dict[str, Any] = Field(examples=[{"theme_id": 4, "label": "Late delivery"}])
+    themes: list[CuratedTheme] = Field(description="Its themes (deleted ones left out)")
+
+
+class VersionSummary(BaseModel):
+    version: int = Field(examples=[5])
+    created_at: dt.datetime
+    created_by: str = Field(examples=["ana@example.com"])
+    action: str = Field(examples=["rename"])
+    what: str = Field(examples=["theme 4 renamed “Late delivery”"])
+    details: dict[str, Any]
+
+
+class CurationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RenameIn(CurationIn):
+    theme: int = Field(description="The theme's id", examples=[4])
+    label: str = Field(
+        max_length=2000, description="Its new label (1 to 80 characters)", examples=["Late delivery"]
+    )
+
+
+class MergeIn(CurationIn):
+    themes: list[int] = Field(max_length=100, description="Two or more theme ids; the first one's id is kept",
+                              examples=[[5, 9]])  # fmt: skip
+    label: str | None = Field(default=None, max_length=2000, description="Default: the first theme's label")
+
+
+class SplitIn(CurationIn):
+    theme: int = Field(examples=[5])
+    parts: int = Field(default=2, description="Parts of a single-topic theme (2 to 10)", examples=[2])
+
+
+class DeleteIn(CurationIn):
+    theme: int = Field(description="Its texts stay untagged; it stays deleted after the next discovery",
+                       examples=[7])  # fmt: skip
+
+
+class RuleIn(CurationIn):
+    keywords: list[str] = Field(max_length=100, description="Words or phrases", examples=[["charged twice"]])
+    theme: int | None = Field(default=None, description="The theme the rule assigns to", examples=[4])
+    label: str | None = Field(default=None, max_length=2000, description="Or: a new theme of this label")
+
+
+class UnruleIn(CurationIn):
+    theme: int = Field(examples=[4])
+    keywords: list[str] = Field(
+        max_length=100, description="Its rules to remove", examples=[["charged twice"]]
+    )
+
+
+class RestoreIn(CurationIn):
+    version: int = Field(description="The earlier version a new version is made equal to", examples=[3])
+
+
+def _version(taxonomy: Taxonomy) -> TaxonomyVersion:
+    return TaxonomyVersion(
+        version=taxonomy.version, created_at=taxonomy.created_at, created_by=taxonomy.created_by,
+        action=taxonomy.action, what=version_change(taxonomy.action, taxonomy.details),
+        details=taxonomy.details,
+        themes=[
+            CuratedTheme(theme_id=t.theme_id, label=t.label, terms=list(t.terms), keywords=list(t.keywords),
+                         topics=len(t.topics), curated=t.curated)
+            for t in taxonomy.active
+        ],
+    )  # fmt: skip
+
+
+def curated(change: Callable[[], Taxonomy]) -> TaxonomyVersion:
+    """Make the change; the new version, or the core's refusal as a problem: 422 naming the
+    field at fault (the request body's field of that name), 409 when the themes changed
+    meanwhile (nothing is written either way)."""
+    try:
+        return _version(change())
+    except CurationError as exc:
+        if exc.field is None:
+            raise Problem(422, detail=exc.reason) from None
+        error = {"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}
+        raise Problem(
+            422, detail=f"body.{exc.field}: {exc.reason}", field=exc.field, errors=[error]
+        ) from None
+    except ConcurrentChange as exc:
+        raise Problem(409, detail=str(exc)) from None
+    except CxloopError as exc:
+        raise Problem(422, detail=str(exc)) from None
+
+
+@router.get(
+    "/voice/themes/versions", tags=["voice"], dependencies=AGGREGATES, responses=problem_responses(401, 403)
+)
+def theme_versions(store: StoreDep) -> list[VersionSummary]:
+    """Every version of the curated taxonomy, newest first: who, when, what changed."""
+    from cxloop.voice.themes import history
+
+    return [
+        VersionSummary(**{k: h[k] for k in ("version", "created_at", "created_by", "action", "details")},
+                       what=version_change(str(h["action"]), dict(h["details"])))
+        for h in history(store)
+    ]  # fmt: skip
+
+
+@router.post("/voice/themes/rename", tags=["voice"], status_code=201, responses=CURATION_ERRORS)
+def rename_theme(body: RenameIn, store: StoreDep, clock: ClockDep, who: Curator) -> TaxonomyVersion:
+    """Give a theme a name of one's own (kept across re-discovery); the new taxonomy version."""
+    from cxloop.voice.themes import rename
+
+    return curated(lambda: rename(store, body.theme, body.label, by=who.user.email, clock=clock))
+
+
+@router.post("/voice/themes/merge", tags=["voice"], status_code=201, responses=CURATION_ERRORS)
+def merge_themes(body: MergeIn, store: StoreDep, clock: ClockDep, who: Curator) -> TaxonomyVersion:
+    """Merge themes into the first one (its id kept, and its label unless `label`)."""
+    from cxloop.voice.themes import merge
+
+    return curated(lambda: merge(store, body.themes, label=body.label, by=who.user.email, clock=clock))
+
+
+@router.post("/voice/themes/split", tags=["voice"], status_code=201, responses=CURATION_ERRORS)
+def split_theme(body: SplitIn, store: StoreDep, clock: ClockDep, who: Curator) -> TaxonomyVersion:
+    """Split a theme: a merged one back into its topics, another into `parts` fitted on its texts."""
+    from cxloop.voice.themes import split
+
+    return curated(lambda: split(store, body.theme, parts=body.parts, by=who.user.email, clock=clock))
+
+
+@router.post("/voice/themes/delete", tags=["voice"], status_code=201, responses=CURATION_ERRORS)
+def delete_theme(body: DeleteIn, store: StoreDep, clock: ClockDep, who: Curator) -> TaxonomyVersion:
+    """Delete a theme: its texts stay untagged, and it stays deleted when discovery finds it again."""
+    from cxloop.voice.themes import delete
+
+    return curated(lambda: delete(store, body.theme, by=who.user.email, clock=clock))
+
+
+@router.post("/voice/themes/rules", tags=["voice"], status_code=201, responses=CURATION_ERRORS)
+def add_theme_rule(body: RuleIn, store: StoreDep, clock: ClockDep, who: Curator) -> TaxonomyVersion:
+    """Keyword rules for a theme, or (no `theme`) for a new theme of `label` made of rules."""
+    from cxloop.voice.themes import add_rule
+
+    def change() -> Taxonomy:
+        return add_rule(
+            store, body.keywords, theme_id=body.theme, label=body.label, by=who.user.email, clock=clock
+        )
+
+    return curated(change)
+
+
+@router.post("/voice/themes/rules/remove", tags=["voice"], status_code=201, responses=CURATION_ERRORS)
+def remove_theme_rule(body: UnruleIn, store: StoreDep, clock: ClockDep, who: Curator) -> TaxonomyVersion:
+    """Remove keyword rules from a theme: its texts go back to the model."""
+    from cxloop.voice.themes import remove_rule
+
+    return curated(lambda: remove_rule(store, body.theme, body.keywords, by=who.user.email, clock=clock))
+
+
+@router.post("/voice/themes/restore", tags=["voice"], status_code=201, responses=CURATION_ERRORS)
+def restore_version(body: RestoreIn, store: StoreDep, clock: ClockDep, who: Curator) -> TaxonomyVersion:
+    """Restore an earlier version: a new version equal to it (the history keeps every version)."""
+    from cxloop.voice.themes import restore
+
+    return curated(lambda: restore(store, body.version, by=who.user.email, clock=clock))
 
 
 AssignDep = Annotated[Assign, Depends(theme_assigner)]
