@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 from typing import Any
@@ -20,6 +21,7 @@ curate_app = typer.Typer(
 app.add_typer(curate_app, name="curate")
 
 _BRANDS = {"all": None, "own": False, "competitors": True}
+_METHODS = ("nmf", "semantic")  # cxloop.voice.themes_discover.METHODS, without importing it here
 
 
 def _kind() -> Any:
@@ -64,6 +66,15 @@ def _who(by: str | None) -> str:
     return by or getpass.getuser()
 
 
+def _embeddings_kept(method: str) -> Any:
+    """Semantic discovery and the report after it embed each text once."""
+    if method != "semantic":
+        return contextlib.nullcontext()
+    from cxloop.voice.themes_semantic import cached_embeddings
+
+    return cached_embeddings()
+
+
 @app.command("discover")
 def discover(
     ctx: typer.Context,
@@ -73,6 +84,12 @@ def discover(
     brands: str = _brands(),
     k: int | None = typer.Option(
         None, "--k", min=2, max=60, help="Number of themes (default: chosen automatically)."
+    ),
+    method: str = typer.Option(
+        "nmf",
+        "--method",
+        help="nmf (TF-IDF + NMF, fast) or semantic (sentence embeddings + k-means, slower; "
+        "needs the semantic extra of cxloop).",
     ),
     grain: str = _grain(),
     sentiment: bool = _sentiment(),
@@ -87,11 +104,14 @@ def discover(
     with reporting_errors():
         if brands not in _BRANDS:
             raise typer.BadParameter("all, own or competitors", param_hint="--brands")
+        if method not in _METHODS:
+            raise typer.BadParameter(" or ".join(_METHODS), param_hint="--method")
         kinds = _kinds(kind) or list(KINDS)
-        with state(ctx).open_store() as store:
+        with state(ctx).open_store() as store, _embeddings_kept(method):
             taxonomy = themes.discover(
-                store, kinds=kinds, start=start, end=end, competitors=_BRANDS[brands], k=k, by=_who(by)
-            )
+                store, kinds=kinds, start=start, end=end, competitors=_BRANDS[brands], k=k,
+                method=method, by=_who(by),
+            )  # fmt: skip
             report = themes.theme_report(
                 store, kinds=kinds, start=start, end=end, competitors=_BRANDS[brands], grain=grain,
                 sentiment=sentiment,

@@ -9,7 +9,8 @@
    is a deleted theme's stays untagged (it was about what the user removed).
 
 ``weight`` is the model's: the coefficient of the theme's unit topic vectors in the text's unit
-TF-IDF vector, so in [0, 1] in practice (1.0 for a rule).
+TF-IDF vector, so in [0, 1] in practice (1.0 for a rule); for a semantic model, the cosine of the
+text's embedding with the nearest cluster centroid.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def tag_texts(texts: Sequence[str], model: ThemeModel, taxonomy: Taxonomy) -> pd
         with threadpool_limits(1, user_api="blas"):
             for start in range(0, len(texts), BATCH):
                 chunk = texts[start : start + BATCH]
-                w = model.weights(model.tfidf(chunk)) @ mapping
+                w = model.text_weights(chunk) @ mapping
                 best = np.argmax(w, axis=1)
                 value = w[np.arange(len(best)), best]
                 ok = (

@@ -12,10 +12,11 @@ The API (what trends, drivers, competitors and the shells call):
   taxonomy ``version``, ``model_id`` and ``texts`` (all texts of the selection).
 * :func:`tag` ``(store, texts) -> DataFrame``: the same for any texts (``theme_id``, ``label``,
   ``weight``, ``by`` per text, untagged ones included with ``theme_id`` NA).
-* :func:`discover` ``(store, source=None, *, kinds, start, end, competitors, k=None, by, clock)
-  -> Taxonomy``: fits a topic model on the selected texts (TF-IDF + NMF, k chosen automatically:
-  :mod:`cxloop.voice.themes_discover`), keeps it, and writes a new taxonomy version that carries
-  the previous curation over (:func:`cxloop.voice.taxonomy.reconcile`).
+* :func:`discover` ``(store, source=None, *, kinds, start, end, competitors, k=None,
+  method=None, by, clock) -> Taxonomy``: fits a topic model on the selected texts (TF-IDF + NMF,
+  k chosen automatically: :mod:`cxloop.voice.themes_discover`; or ``method="semantic"``,
+  sentence embeddings + k-means: :mod:`cxloop.voice.themes_semantic`), keeps it, and writes a new
+  taxonomy version that carries the previous curation over (:func:`cxloop.voice.taxonomy.reconcile`).
 * :func:`theme_report` ``(store, source=None, *, kinds, start, end, competitors, grain, sentiment,
   quotes) -> DataFrame``: one row per theme: ``theme_id``, ``label``, ``terms``, ``texts`` (size),
   ``share`` (% of the selection's texts), ``sentiment`` (mean score from
@@ -129,15 +130,19 @@ def discover(
     end: dt.datetime | None = None,
     competitors: bool | None = None,
     k: int | None = None,
+    method: str | None = None,
     options: DiscoveryOptions | None = None,
     by: str = "cxloop",
     clock: Clock = utc_now,
 ) -> Taxonomy:
-    """Discover themes in the selected texts and write a new taxonomy version (module docstring)."""
+    """Discover themes in the selected texts and write a new taxonomy version (module docstring).
+    ``method``: ``nmf`` (the default) or ``semantic`` (the ``semantic`` extra)."""
     selection = Selection(tuple(dict.fromkeys(kinds)), start, end, competitors)
     options = options or DiscoveryOptions()
     if k is not None:
         options = dataclasses.replace(options, k=k)
+    if method is not None:
+        options = dataclasses.replace(options, method=method)
     with _source(store, source) as src:
         frame = selection.frame(src)
     brands = [str(b) for b in frame["brand"].dropna().unique()]
@@ -383,8 +388,9 @@ def split(
     clock: Clock = utc_now,
 ) -> Taxonomy:
     """A theme split in two or more: a merged theme back into its topics; a theme of one topic
-    into ``parts`` sub-topics fitted (NMF, seeded) on its texts from the model's selection,
-    which makes a derived model (the topic's row replaced by the first part, the others added)."""
+    into ``parts`` sub-topics fitted (NMF, seeded; k-means on embeddings for a semantic model) on
+    its texts from the model's selection, which makes a derived model (the topic's row replaced
+    by the first part, the others added)."""
     model, taxonomy = _current(store)
     theme = taxonomy.theme(theme_id)
     if len(theme.topics) >= 2:
@@ -399,6 +405,11 @@ def split(
     with _source(store, source) as src:
         frame = Selection.from_json(model.details.get("selection", {})).frame(src)
     texts = frame["text"].tolist()
+    if model.semantic:
+        from cxloop.voice.themes_semantic import split_cluster
+
+        derived, added = split_cluster(model, texts, theme.topics[0], parts)
+        return _save_split(store, taxonomy, theme_id, parts, model, derived, added, by, clock)
     with threadpool_limits(1, user_api="blas"):
         matrix = model.tfidf(texts)
         topic, _ = best(model.weights(matrix), model.min_weight)
@@ -408,6 +419,13 @@ def split(
                 f"theme {theme_id} has {rows.shape[0]} texts: too few to split in {parts}", field="parts"
             )
         derived, added = _split_model(model, theme.topics[0], rows, parts)
+    return _save_split(store, taxonomy, theme_id, parts, model, derived, added, by, clock)
+
+
+def _save_split(
+    store: Store, taxonomy: Taxonomy, theme_id: int, parts: int, model: ThemeModel, derived: ThemeModel,
+    added: list[int], by: str, clock: Clock,
+) -> Taxonomy:  # fmt: skip
     themes = tx.split_added(taxonomy.themes, theme_id, derived, added)
     now = clock()
     themes_store.save_model(store, derived, now)

@@ -21,6 +21,10 @@
 
 Each topic has its top terms and a label made of them (:func:`label_of`). Seeded: the same texts
 and options give the same model.
+
+``method="semantic"`` replaces steps 2-4 by sentence embeddings and k-means
+(:mod:`cxloop.voice.themes_semantic`, the ``semantic`` extra); the model has the same shape
+(terms per topic, thresholds), plus the cluster centroids that tagging uses.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from cxloop.voice.themes_text import counter, stop_words
 
 MIN_TEXTS: Final = 20
 K_LIMIT: Final = 60
+METHODS: Final = ("nmf", "semantic")
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,27 @@ class DiscoveryOptions:
     max_df: float = 0.5
     max_features: int = 20_000
     min_weight_share: float = 0.2
+    #: ``nmf`` (TF-IDF + NMF, the default) or ``semantic`` (sentence embeddings + k-means, the
+    #: ``semantic`` extra: :mod:`cxloop.voice.themes_semantic`); the options below are its own.
+    method: str = "nmf"
+    batch_size: int = 64
+    max_tokens: int = 128
+    outlier_quantile: float = 0.01
+    min_similarity: float = 0.3
 
     def check(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if self.k is not None and not 2 <= self.k <= K_LIMIT:
             raise ConfigError(f"k must be between 2 and {K_LIMIT} themes, not {self.k}")
         if not 2 <= self.k_min <= (self.k_max or K_LIMIT) <= K_LIMIT:
             raise ConfigError(f"k_min and k_max must satisfy 2 <= k_min <= k_max <= {K_LIMIT}")
         if not 0 < self.tolerance <= 1:
             raise ConfigError(f"tolerance must be in (0, 1], not {self.tolerance}")
+        if self.batch_size < 1 or not 16 <= self.max_tokens <= 256:
+            raise ConfigError("batch_size must be at least 1 and max_tokens between 16 and 256")
+        if not 0 <= self.outlier_quantile < 0.5 or not 0 <= self.min_similarity < 1:
+            raise ConfigError("outlier_quantile must be in [0, 0.5) and min_similarity in [0, 1)")
 
 
 def discover_topics(
@@ -83,16 +101,11 @@ def discover_topics(
         raise ConfigError(
             f"too few texts to discover themes: {len(texts)} in the selection, at least {MIN_TEXTS}"
         )
-    stops = stop_words(extra_stop_words)
-    min_df = min(options.min_df, max(1, len(texts) // 10))
-    vectorizer = counter(stops, min_df=min_df, max_df=options.max_df, max_features=options.max_features)
-    try:
-        counts = sp.csr_matrix(vectorizer.fit_transform(texts), dtype=np.float32)
-    except ValueError as exc:  # no term left after cleaning and stop words
-        raise ConfigError(f"the texts have no words to find themes in ({exc})") from exc
-    vocabulary = tuple(str(t) for t in vectorizer.get_feature_names_out())
-    df = np.bincount(counts.indices, minlength=len(vocabulary))
-    idf = (np.log((1 + counts.shape[0]) / (1 + df)) + 1).astype(np.float32)
+    if options.method == "semantic":
+        from cxloop.voice.themes_semantic import discover_clusters
+
+        return discover_clusters(texts, options, extra_stop_words=extra_stop_words)
+    stops, vocabulary, counts, idf = terms(texts, options, extra_stop_words)
     matrix = weigh(counts, idf)
     rng = np.random.default_rng(options.seed)
     scores: dict[int, float] = {}
@@ -139,6 +152,23 @@ def discover_topics(
         min_weight=min_weight,
         details=details,
     )
+
+
+def terms(
+    texts: Sequence[str], options: DiscoveryOptions, extra_stop_words: Iterable[str] = ()
+) -> tuple[list[str], tuple[str, ...], sp.csr_matrix, FloatArray]:
+    """Stop words, vocabulary, term counts (texts x terms) and idf of ``texts`` (step 1)."""
+    stops = stop_words(extra_stop_words)
+    min_df = min(options.min_df, max(1, len(texts) // 10))
+    vectorizer = counter(stops, min_df=min_df, max_df=options.max_df, max_features=options.max_features)
+    try:
+        counts = sp.csr_matrix(vectorizer.fit_transform(texts), dtype=np.float32)
+    except ValueError as exc:  # no term left after cleaning and stop words
+        raise ConfigError(f"the texts have no words to find themes in ({exc})") from exc
+    vocabulary = tuple(str(t) for t in vectorizer.get_feature_names_out())
+    df = np.bincount(counts.indices, minlength=len(vocabulary))
+    idf = (np.log((1 + counts.shape[0]) / (1 + df)) + 1).astype(np.float32)
+    return stops, vocabulary, counts, idf
 
 
 def candidates(n_texts: int, options: DiscoveryOptions) -> list[int]:

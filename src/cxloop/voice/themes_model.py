@@ -8,6 +8,12 @@ scikit-learn's coordinate descent (``non_negative_factorization(update_H=False)`
 discovery assigns its own texts. The text's topic is the one of largest weight, if that weight
 reaches the topic's ``min_weight``; otherwise (or with no known term) it has none.
 
+A **semantic** model (``centroids`` set: :mod:`cxloop.voice.themes_semantic`) reads a text as its
+sentence embedding instead: its weight is its cosine with the nearest cluster centroid, on that
+cluster only (zero for the others), so a merged theme's weight is that cosine when the nearest
+centroid is one of its clusters. Its ``components`` are class-based TF-IDF term weights of the
+clusters, so top terms, labels and the matching of topics across discoveries work the same way.
+
 Kept in the store (``theme_models.data``) as a NumPy ``.npz`` of plain arrays (strings, floats),
 read back with ``allow_pickle=False``: never a pickle.
 """
@@ -47,10 +53,18 @@ class ThemeModel:
     components: FloatArray
     min_weight: FloatArray
     details: dict[str, Any] = field(default_factory=dict)
+    #: Unit cluster centroids in embedding space (topics x dimensions): a semantic model.
+    centroids: FloatArray | None = None
+    #: The sentence encoder of a semantic model (its embeddings only mean something to it).
+    encoder: str = ""
 
     @property
     def topics(self) -> int:
         return int(self.components.shape[0])
+
+    @property
+    def semantic(self) -> bool:
+        return self.centroids is not None
 
     def top_terms(self, topic: int, n: int = 10) -> list[str]:
         row = self.components[topic]
@@ -77,13 +91,25 @@ class ThemeModel:
         )
         return np.asarray(w, np.float32)
 
+    def text_weights(self, texts: Sequence[str]) -> FloatArray:
+        """Topic weights of ``texts``: NMF weights of their TF-IDF rows, or for a semantic model
+        the cosine with the nearest centroid (see the module docstring)."""
+        if self.centroids is None:
+            return self.weights(self.tfidf(texts))
+        from cxloop.voice.themes_semantic import centroid_weights, model_embed
+
+        return centroid_weights(model_embed(self, texts), self.centroids)
+
     def assign(self, texts: Sequence[str]) -> tuple[IntArray, FloatArray, FloatArray]:
         """Each text's topic (-1: none), the weight of that topic, and all weights."""
-        w = self.weights(self.tfidf(texts))
+        w = self.text_weights(texts)
         return (*best(w, self.min_weight), w)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
+        semantic: dict[str, Any] = {} if self.centroids is None else {
+            "centroids": self.centroids, "encoder": np.array(self.encoder, dtype=np.str_),
+        }  # fmt: skip
         np.savez_compressed(
             buffer,
             vocabulary=np.array(self.vocabulary, dtype=np.str_),
@@ -93,6 +119,7 @@ class ThemeModel:
             min_weight=self.min_weight,
             details=np.array(json.dumps(self.details, sort_keys=True), dtype=np.str_),
             model_id=np.array(self.model_id, dtype=np.str_),
+            **semantic,
         )
         return buffer.getvalue()
 
@@ -108,6 +135,8 @@ class ThemeModel:
                     components=arrays["components"].astype(np.float32),
                     min_weight=arrays["min_weight"].astype(np.float32),
                     details=json.loads(str(arrays["details"])),
+                    centroids=arrays["centroids"].astype(np.float32) if "centroids" in arrays else None,
+                    encoder=str(arrays["encoder"]) if "encoder" in arrays else "",
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(
