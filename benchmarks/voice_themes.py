@@ -14,6 +14,13 @@ speed: 100,000 texts sampled from the support tickets and the demo's texts, each
 dropped, numbers and names changed; seeded); discovery end to end (cleaning, TF-IDF, choosing k,
 NMF, weights of every text), against the baseline fitted with the same k; then tagging the texts
 with the stored model (texts/s); peak RSS of the process.
+
+The semantic option (``method="semantic"``: sentence embeddings + k-means,
+:mod:`cxloop.voice.themes_semantic`) is measured in the same run when the ``semantic`` extra is
+installed (else a line says why not): its rows in quality (k chosen, and k = the labels), and in
+speed its discovery (which embeds and assigns every text), tagging the first 5,000 texts again
+(embedding them again: no cache) and the peak RSS of the process then. ``speed N semantic-only``
+measures only that option, on ``N`` texts (its discovery on 100,000 takes about half an hour).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 
-from cxloop.voice.themes_discover import discover_topics
+from cxloop.voice.themes_discover import DiscoveryOptions, discover_topics
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TICKETS = DATA / "support_tickets" / "endava_all_tickets_subset_5431.csv"
@@ -103,6 +110,38 @@ def quality() -> None:
             print(f"    cxloop (k={model.topics:2d})                 {scores(truth, found)}")
             print(f"    baseline (k={n_labels:2d} = labels)        {scores(truth, base_n)}")
             print(f"    baseline (k={model.topics:2d} = cxloop's k)    {scores(truth, base_k)}")
+    semantic_quality(cases)
+
+
+def semantic_problem() -> str | None:
+    from cxloop.voice.themes_semantic import available
+
+    return available()
+
+
+def semantic_quality(cases: list[tuple[str, list[str], dict[str, np.ndarray]]]) -> None:
+    problem = semantic_problem()
+    if problem:
+        print(f"\nsemantic option not measured: {problem}")
+        return
+    from cxloop.voice.themes_semantic import cached_embeddings
+
+    for name, texts, labels in cases:
+        with cached_embeddings():  # each fit below embeds the texts once in all
+            start = time.perf_counter()
+            model = discover_topics(texts, DiscoveryOptions(method="semantic"))
+            found = model.assign(texts)[0]
+            seconds = time.perf_counter() - start
+            quality_by_k = model.details["quality"]
+            print(f"\n{name}: semantic chose k={model.topics} in {seconds:.1f} s "
+                  f"({np.mean(found < 0):.1%} untagged; quality by k {quality_by_k})")  # fmt: skip
+            for label_name, truth in labels.items():
+                n_labels = len(np.unique(truth))
+                at_n = discover_topics(texts, DiscoveryOptions(method="semantic", k=n_labels))
+                print(f"  vs {label_name} ({n_labels} labels)")
+                print(f"    semantic (k={model.topics:2d} chosen)        {scores(truth, found)}")
+                at_n_found = at_n.assign(texts)[0]
+                print(f"    semantic (k={n_labels:2d} = labels)        {scores(truth, at_n_found)}")
 
 
 def synthetic(n: int, seed: int = 0) -> list[str]:
@@ -119,13 +158,23 @@ def synthetic(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def speed(n: int = 100_000) -> None:
+def speed(n: int = 100_000, semantic_only: bool = False) -> None:
+    texts = synthetic(n)
+    print(f"{len(texts):,} texts, mean {np.mean([len(t) for t in texts]):.0f} characters")
+    if not semantic_only:
+        default_speed(texts)
+    problem = semantic_problem()
+    if problem:
+        print(f"semantic option not measured: {problem}")
+        return
+    semantic_speed(texts)
+
+
+def default_speed(texts: list[str]) -> None:
     from cxloop.voice.tagging import tag_texts
     from cxloop.voice.taxonomy import Taxonomy, automatic
     from cxloop.voice.themes_model import ThemeModel
 
-    texts = synthetic(n)
-    print(f"{len(texts):,} texts, mean {np.mean([len(t) for t in texts]):.0f} characters")
     with threadpool_limits(1, user_api="blas"):
         wall, cpu = time.perf_counter(), time.process_time()
         model = discover_topics(texts)
@@ -147,14 +196,38 @@ def speed(n: int = 100_000) -> None:
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 
+def semantic_speed(texts: list[str]) -> None:
+    from cxloop.voice.tagging import tag_texts
+    from cxloop.voice.taxonomy import Taxonomy, automatic
+    from cxloop.voice.themes_model import ThemeModel
+    from cxloop.voice.themes_semantic import cores
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    with threadpool_limits(1, user_api="blas"):
+        model = discover_topics(texts, DiscoveryOptions(method="semantic"))
+    d_wall, d_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"semantic discovery (k={model.topics} chosen, {model.details['embedded']:,} distinct texts "
+          f"embedded and assigned, torch on {cores()} threads): {d_wall:.1f} s wall, {d_cpu:.1f} s CPU "
+          f"(target < 60 s)")  # fmt: skip
+    stored = ThemeModel.from_bytes(model.to_bytes())
+    taxonomy = Taxonomy(1, stored.model_id, automatic(stored), dt.datetime(2026, 1, 1), "bench", "discover")
+    sample = texts[: min(len(texts), 5_000)]
+    wall = time.perf_counter()
+    tagged = tag_texts(sample, stored, taxonomy)
+    t_wall = time.perf_counter() - wall
+    print(f"semantic tagging with the stored model ({len(sample):,} texts): {len(sample) / t_wall:,.0f} "
+          f"texts/s (target >= 5,000); {tagged['theme_id'].notna().mean():.1%} tagged")  # fmt: skip
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
 def main(argv: list[str]) -> None:
     what = argv[0] if argv else ""
     if what == "quality":
         quality()
     elif what == "speed":
-        speed(int(argv[1]) if len(argv) > 1 else 100_000)
+        speed(int(argv[1]) if len(argv) > 1 else 100_000, semantic_only="semantic-only" in argv[2:])
     else:
-        sys.exit("usage: python -m benchmarks.voice_themes quality|speed [N]")
+        sys.exit("usage: python -m benchmarks.voice_themes quality|speed [N [semantic-only]]")
 
 
 if __name__ == "__main__":
