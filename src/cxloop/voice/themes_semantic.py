@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 
 from cxloop.errors import ConfigError
+from cxloop.voice.taxonomy import CurationError
 from cxloop.voice.themes_discover import DiscoveryOptions, candidates, coherence, diversity, terms
 from cxloop.voice.themes_model import FloatArray, IntArray, ThemeModel, best
 from cxloop.voice.themes_text import clean, counter
@@ -269,7 +270,9 @@ def split_cluster(
     labels, _ = best(centroid_weights(embeddings, model.centroids), model.min_weight)
     inside = np.flatnonzero(labels == topic)
     if len(inside) < 2 * parts or _distinct(embeddings[inside]) < parts:
-        raise ConfigError(f"the theme has {len(inside)} texts: too few different ones to split in {parts}")
+        raise CurationError(
+            f"the theme has {len(inside)} texts: too few different ones to split in {parts}", field="parts"
+        )
     km = KMeans(n_clusters=parts, n_init=3, random_state=seed).fit(embeddings[inside])
     sub = km.cluster_centers_.astype(np.float32)
     sub = sub / np.linalg.norm(sub, axis=1, keepdims=True)
