@@ -181,7 +181,7 @@ def test_a_public_link_is_rate_limited_per_address_and_a_browser_edits_its_own(
         )
 
     first = post("9")
-    assert post("8", hint=first.reply_id) == answers.Saved(first.reply_id, False)  # its cookie: an edit
+    assert post("8", hint=first.reply_id) == answers.Saved(first.reply_id, False, public=True)  # an edit
     post("7")
     with pytest.raises(answers.AnswerError, match="too many answers") as caught:
         post("6")

@@ -193,34 +193,58 @@ def test_the_builders_preview_is_not_framed_by_the_survey_sites(client: TestClie
     assert "Preview" in preview.text and frame_ancestors(preview) == "'self'"
 
 
-def test_over_https_the_public_cookie_reaches_a_frame_on_another_site(store_with_surveys: Store) -> None:
-    with _client(store_with_surveys, "https://cx.example.com") as c:
-        token = links.create_public_link(store_with_surveys, "framed", now=T0).token
-        page = c.get(f"/s/{token}")
-        scored = c.post(
-            f"/s/{token}",
-            data={"form_token": field(page.text, "form_token"), "score": "8"},
-            follow_redirects=False,
-        )
-    cookie = scored.headers["set-cookie"]
-    assert cookie.startswith("cxs_") and f"Path=/s/{token}" in cookie
-    for attribute in ("HttpOnly", "Secure", "SameSite=none", "Partitioned"):
-        assert attribute.lower() in cookie.lower(), cookie
-    assert scored.headers["strict-transport-security"]
-
-
-def test_over_http_the_cookie_stays_lax(client: TestClient) -> None:
-    token = links.create_public_link(client.app.state.store, "framed", now=T0).token  # type: ignore[attr-defined]
-    page = client.get(f"/s/{token}")
-
-    scored = client.post(
+def _scored(c: TestClient, token: str, **headers: str) -> Any:
+    page = c.get(f"/s/{token}")
+    return c.post(
         f"/s/{token}",
         data={"form_token": field(page.text, "form_token"), "score": "8"},
+        headers=headers,
         follow_redirects=False,
     )
 
-    cookie = scored.headers["set-cookie"].lower()
-    assert "samesite=lax" in cookie and "secure" not in cookie and "partitioned" not in cookie
+
+@pytest.mark.parametrize("base_url", ["http://testserver", "https://cx.example.com"])
+def test_the_public_cookie_is_lax_so_no_other_site_can_post_with_it(
+    store_with_surveys: Store, base_url: str
+) -> None:
+    """A public link's form token is no secret (anyone may open the link), so a cookie sent with a
+    post from another site's page would let that page change the respondent's answer."""
+    with _client(store_with_surveys, base_url) as c:
+        token = links.create_public_link(store_with_surveys, "framed", now=T0).token
+        scored = _scored(c, token)
+    cookie = scored.headers["set-cookie"]
+    assert cookie.startswith("cxs_") and f"Path=/s/{token}" in cookie
+    assert "samesite=lax" in cookie.lower() and "httponly" in cookie.lower()
+    assert ("secure" in cookie.lower()) == base_url.startswith("https")
+    assert "partitioned" not in cookie.lower()
+    assert ("strict-transport-security" in scored.headers) == base_url.startswith("https")
+
+
+def test_the_reply_goes_into_the_address_only_inside_a_frame(client: TestClient) -> None:
+    """An address in the address bar gets copied and shared: it must not hand over the answer."""
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    top = _scored(client, links.create_public_link(store, "framed", now=T0).token)
+    framed = _scored(
+        client, links.create_public_link(store, "framed", now=T0).token, **{"Sec-Fetch-Dest": "iframe"}
+    )
+
+    assert "?r=" not in top.headers["location"]
+    assert "?r=" in framed.headers["location"]
+
+
+def test_the_browsers_own_cookie_wins_over_a_reply_carried_along(client: TestClient) -> None:
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    token = links.create_public_link(store, "framed", now=T0).token
+    mine = _scored(client, token)
+    [(my_reply,)] = rows(store, "SELECT reply_id FROM survey_replies")
+    client.cookies.clear()
+    theirs = _scored(client, token)  # someone else's answer through the same public link
+    their_reply = next(r for (r,) in rows(store, "SELECT reply_id FROM survey_replies") if r != my_reply)
+    assert mine.status_code == theirs.status_code == 303
+
+    # Their browser opens an address carrying my reply: it still shows and edits theirs.
+    more = client.get(f"/s/{token}/more?r={my_reply}")
+    assert field(more.text, "reply") == their_reply
 
 
 def test_a_frame_that_gets_no_cookie_still_finishes_its_answer(client: TestClient) -> None:
@@ -232,7 +256,12 @@ def test_a_frame_that_gets_no_cookie_still_finishes_its_answer(client: TestClien
     form = field(page.text, "form_token")
     assert 'name="reply"' not in page.text  # nothing to carry yet
 
-    scored = client.post(f"/s/{token}", data={"form_token": form, "score": "3"}, follow_redirects=False)
+    scored = client.post(
+        f"/s/{token}",
+        data={"form_token": form, "score": "3"},
+        headers={"Sec-Fetch-Dest": "iframe"},  # what a browser says of a navigation inside a frame
+        follow_redirects=False,
+    )
     [(reply,)] = rows(store, "SELECT reply_id FROM survey_replies")
     assert scored.headers["location"] == f"/s/{token}/more?r={reply}"
     client.cookies.clear()  # the cookie never comes back

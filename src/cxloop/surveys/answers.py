@@ -239,12 +239,15 @@ def open_link(
     transact: Transact[Any] | None = None,
 ) -> Visit:
     """The link behind ``token`` as its answer page shows it; records the first opening."""
-    with store.engine.begin() as conn:
+    def read(conn: sa.Connection) -> tuple[_Found, dict[str, Any], bool]:
         row = _link(conn, token, reply_hint, now)
         answers = _answers_of(conn, row.reply_id) if with_answers and row.reply_id else {}
         first_view = mark_opened and row.opened_at is None
         if first_view and transact is None:  # in this transaction: one trip to the pool, one commit
             conn.execute(_OPENED, {"now": now, "lid": row.link_id})
+        return row, answers, first_view
+
+    row, answers, first_view = in_transaction(store)(read)
     if first_view and transact is not None:  # the server's group commit (DuckDB) shares the sync
         transact(lambda c: c.execute(_OPENED, {"now": now, "lid": row.link_id}))
     version = row.reply_version or row.current_version
@@ -433,7 +436,7 @@ def save_score(
             )
             conn.execute(_SET_SCORE, {"score": value, "row_hash": main["row_hash"], "reply_id": row.reply_id})
             conn.execute(_TOUCH_REPLY, {"now": now, "reply_id": row.reply_id})
-            return Saved(row.reply_id, False)
+            return Saved(row.reply_id, False, public=row.kind == "public")
         if row.kind == "public":
             _check_public_limit(conn, row.link_id, ip, now, limits)
         reply_id = row.link_id if row.kind == "personal" else secrets.token_urlsafe(18)

@@ -11,11 +11,14 @@ link's browser keeps its reply's id in a cookie, so a second visit edits the fir
 adding one. All checks and writes are :mod:`cxloop.surveys.answers`'; these routes only translate.
 
 Embedding: the pages of a survey whose definition names ``embed_origins`` may be framed by those
-sites (``frame-ancestors``), all others by this server only. In a frame on another site the cookie
-is third-party: over https it is ``SameSite=None; Secure; Partitioned`` (kept per embedding site),
-and since a browser may still refuse it (and over http it is never sent), the reply's id also
-travels with the visit itself: in the step 2 address (``?r=``) and as a hidden field of its form.
-So an answer begun in a frame is finished, not lost; only a later visit cannot find it.
+sites (``frame-ancestors``), all others by this server only. The cookie stays ``SameSite=Lax``, so a
+page on another site can never make a browser post with it (the form token of a public link is no
+secret: anyone may open the link). In a frame on another site the cookie is therefore not sent, and
+the reply's id travels with the visit instead: as a hidden field of each form and, for a framed
+request only (``Sec-Fetch-Dest: iframe``), in the step 2 address (``?r=``), which a frame does not
+show in an address bar or history where it could be copied and shared. A cookie, when the browser
+sends one, wins over an id carried along. So an answer begun in a frame is finished, not lost; only
+a later visit in a frame cannot find it.
 """
 
 from __future__ import annotations
@@ -176,11 +179,16 @@ async def _refusal(request: Request, error: AnswerError, token: str) -> Response
 
 
 def _hint(request: Request, token: str, given: Any = None) -> str | None:
-    """The public reply this visit edits: the one its form or address carries (a frame on another
-    site may get no cookie), else the browser's cookie."""
-    if isinstance(given, str) and 0 < len(given) <= 64:
-        return given
-    return request.cookies.get(_cookie(token))
+    """The public reply this visit edits: the browser's cookie, else the one its form or address
+    carries (a frame on another site gets no cookie)."""
+    cookie = request.cookies.get(_cookie(token))
+    if cookie:
+        return cookie
+    return given if isinstance(given, str) and 0 < len(given) <= 64 else None
+
+
+def _framed(request: Request) -> bool:
+    return request.headers.get("sec-fetch-dest") == "iframe"
 
 
 def _reply(visit: Visit) -> str | None:
@@ -271,26 +279,25 @@ async def answer_score(request: Request, token: str) -> Response:
         return await _again(request, token, "score", error, form)
     _data_changed(request)
     response = RedirectResponse(
-        _next(f"/s/{token}/more", lang=_str(form, "lang"), reply=saved.reply_id if saved.public else None),
+        _next(
+            f"/s/{token}/more",
+            lang=_str(form, "lang"),
+            reply=saved.reply_id if saved.public and _framed(request) else None,
+        ),
         status_code=303,
     )
     if saved.public and saved.reply_id != request.cookies.get(_cookie(token)):
         # Only this link's pages get the cookie (a personal link needs none: one answer per link).
-        # Over https it is also sent inside a frame on another site (SameSite=None), kept apart per
-        # embedding site (Partitioned); over http a browser sends it only to the site itself.
-        https = request.url.scheme == "https"
+        # Lax: never sent with a post from another site's page (see the module docstring).
         response.set_cookie(
             _cookie(token),
             saved.reply_id,
             max_age=COOKIE_DAYS * 86400,
             path=f"/s/{token}",
             httponly=True,
-            samesite="none" if https else "lax",
-            secure=https,
+            samesite="lax",
+            secure=request.url.scheme == "https",
         )
-        name, value = response.raw_headers[-1]
-        if https and name == b"set-cookie":  # Starlette writes Partitioned only on Python 3.14+
-            response.raw_headers[-1] = (name, value + b"; Partitioned")
     return response
 
 
