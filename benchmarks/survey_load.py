@@ -221,15 +221,20 @@ def run_clients(
     return merged
 
 
-def postgres_cpu_s() -> float:
-    """CPU seconds of the machine's PostgreSQL processes so far (those alive at both readings
-    count; the server's pooled connections live through a run)."""
-    total = 0.0
+def postgres_cpu_s() -> dict[int, float]:
+    """CPU seconds so far of each of the machine's PostgreSQL processes, by pid."""
+    seen = {}
     for proc in psutil.process_iter(["name", "cpu_times"]):
         times = proc.info["cpu_times"]
         if proc.info["name"] == "postgres" and times is not None:
-            total += times.user + times.system
-    return total
+            seen[proc.pid] = times.user + times.system
+    return seen
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """CPU seconds PostgreSQL spent since ``before``: processes alive at both readings count what
+    they added, new ones all they have (the server's pooled connections live through a run)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in postgres_cpu_s().items())
 
 
 def checksum(lines: list[str]) -> str:
@@ -320,7 +325,7 @@ def one_run(backend: str, workers: int, args: argparse.Namespace, folder: Path) 
             log(f"  baseline: {healthz:.0f} GET /healthz per s")
             cpu0, pg0 = server.cpu_s(), postgres_cpu_s()
             result = run_clients(server.port, tokens, args.users, args.clients, args.seconds, False)
-            server_cpu, pg_cpu = server.cpu_s() - cpu0, postgres_cpu_s() - pg0
+            server_cpu, pg_cpu = server.cpu_s() - cpu0, postgres_cpu_since(pg0)
         floor = run_floor(workers, args, folder)
         count, digest = stored(url)
         summary = summarise(f"{backend} x{workers}", result, baseline)

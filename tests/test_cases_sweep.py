@@ -204,6 +204,7 @@ def test_a_detractor_answering_on_the_served_page_gets_a_case_without_any_comman
     assert [(c["customer_id"], c["reasons"], c["status"]) for c in found] == [("C1", ["detractor"], "open")]
     assert again == found
     assert took < interval + 2  # within the sweep's interval (and a little time to start)
+    assert "opened 1 follow-up case(s)" in log.read_text()  # the server's log says so
     if backend == "postgres":
         with Store.open(url) as store:
             assert rows(store, "SELECT customer_id FROM cases") == [("C1",)]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -61,7 +62,7 @@ def serve(
 
             app = create_app(store, settings)
             _announce(store, banner)
-            uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")
+            uvicorn.run(app, host=host, port=port, proxy_headers=False, log_config=_log_config())
             store.close()
             return
         _announce(store, banner)
@@ -77,8 +78,18 @@ def serve(
             port=port,
             workers=workers,
             proxy_headers=False,
-            log_level="info",
+            log_config=_log_config(),
         )
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus cxloop's own messages (the case sweep's, at INFO) beside its lines;
+    uvicorn applies it in each worker process too."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["cxloop"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def _open(url: str, settings: WebSettings) -> Store:

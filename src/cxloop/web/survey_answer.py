@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
@@ -158,13 +159,13 @@ def _origins(request: Request, visit: Visit) -> tuple[str, ...]:
 def _link_origins(request: Request, token: str) -> tuple[str, ...]:
     """The sites that may frame the pages of ``token``'s survey (its current version); none for a
     link of no survey."""
-    survey_id = survey_of_token(request.app.state.store, token)
-    if survey_id is None:
-        return ()
     try:
+        survey_id = survey_of_token(request.app.state.store, token)
+        if survey_id is None:
+            return ()
         return get_survey(request.app.state.store, survey_id).definition.frame_ancestors
-    except SurveyError:
-        return ()
+    except (SurveyError, sa.exc.SQLAlchemyError):
+        return ()  # the refusal page still shows, framed by this server only
 
 
 async def _refusal(request: Request, error: AnswerError, token: str) -> Response:
