@@ -24,13 +24,8 @@ def run(db: str, *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A live survey served by `cxloop serve`, and a manager's API token (made before the server
-    starts: the DuckDB file has one writer)."""
-    folder = tmp_path_factory.mktemp("survey-browser")
-    db = str(folder / "survey.duckdb")
-    run(db, "surveys", "create", str(FIXTURE), "--live")
+def manager_token(db: str) -> str:
+    """A manager, Mia, and an API token of hers (made before a server opens the DuckDB file)."""
     run(
         db,
         "users",
@@ -41,11 +36,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "--password-stdin",
         stdin="p" * 16 + "\n",
     )
-    token = json.loads(
-        run(db, "tokens", "create", "--user", "mia@example.com", "--role", "manager", "--json")
-    )
+    made = run(db, "tokens", "create", "--user", "mia@example.com", "--role", "manager", "--json")
+    return str(json.loads(made)["token"])
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A live survey served by `cxloop serve`, and a manager's API token (made before the server
+    starts: the DuckDB file has one writer)."""
+    folder = tmp_path_factory.mktemp("survey-browser")
+    db = str(folder / "survey.duckdb")
+    run(db, "surveys", "create", str(FIXTURE), "--live")
+    token = manager_token(db)
     with server("--db", db, "serve", cwd=folder) as (base, log):
-        yield {"base": base, "auth": {"Authorization": f"Bearer {token['token']}"}, "log": log}
+        yield {"base": base, "auth": {"Authorization": f"Bearer {token}"}, "log": log}
 
 
 def nps(site: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from cxloop import Store
 from cxloop.surveys import links
 from cxloop.surveys.triggers import embed_snippet
-from test_surveys_browser import FIXTURE, run
+from test_surveys_browser import FIXTURE, manager_token, run
 from test_web_browser import browser, shoot  # noqa: F401 - the browser fixture
 from test_web_server import free_port, server
 
@@ -61,19 +60,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         path = folder / f"{survey_id}.toml"
         path.write_text(_definition(survey_id, origins), encoding="utf-8")
         run(db, "surveys", "create", str(path), "--live")
-    run(
-        db,
-        "users",
-        "create",
-        "mia@example.com",
-        "--role",
-        "manager",
-        "--password-stdin",
-        stdin="p" * 16 + "\n",
-    )
-    token = json.loads(
-        run(db, "tokens", "create", "--user", "mia@example.com", "--role", "manager", "--json")
-    )
+    token = manager_token(db)
     with Store.open(db) as store:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         tokens = {s: links.create_public_link(store, s, now=now).token for s in ("framed", "plain")}
@@ -95,7 +82,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "base": base,
                 "shop": shop,
                 "urls": urls,
-                "auth": {"Authorization": f"Bearer {token['token']}"},
+                "auth": {"Authorization": f"Bearer {token}"},
                 "log": log,
             }
     finally:
