@@ -163,8 +163,13 @@ class CaseSweep:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        with self._run_lock:
-            self._let_go()
+        # A sweep still running past the timeout keeps its lock; it goes with its connection when
+        # the process ends, and shutting down must not wait longer than it was told to.
+        if self._run_lock.acquire(timeout=timeout):
+            try:
+                self._let_go()
+            finally:
+                self._run_lock.release()
 
     def _loop(self) -> None:
         while True:
