@@ -420,9 +420,10 @@ def save_score(
         version = row.reply_version or row.current_version
         definition = definitions.get(row.survey_id, version)
         value = parse_score(definition, score)
-        if row.reply_id is not None:  # an edit: the new score, the comment kept
-            main = _row(
-                row.reply_id,
+
+        def main_row(reply_id: str, at: dt.datetime) -> dict[str, Any]:
+            return _row(
+                reply_id,
                 "main",
                 survey_id=row.survey_id,
                 kind=definition.main.kind,
@@ -432,8 +433,11 @@ def save_score(
                 visit=row.channel,
                 customer_id=row.customer_id,
                 touchpoint=definition.touchpoint,
-                at=row.started_at or now,
+                at=at,
             )
+
+        if row.reply_id is not None:  # an edit: the new score, the comment kept
+            main = main_row(row.reply_id, row.started_at or now)
             conn.execute(_SET_SCORE, {"score": value, "row_hash": main["row_hash"], "reply_id": row.reply_id})
             conn.execute(_TOUCH_REPLY, {"now": now, "reply_id": row.reply_id})
             return Saved(row.reply_id, False, public=row.kind == "public")
@@ -455,22 +459,7 @@ def save_score(
                 "editable_until": now + window,
             },
         )
-        conn.execute(
-            _NEW_ROW,
-            _row(
-                reply_id,
-                "main",
-                survey_id=row.survey_id,
-                kind=definition.main.kind,
-                scale=definition.main.scale,
-                score=value,
-                comment=None,
-                visit=row.channel,
-                customer_id=row.customer_id,
-                touchpoint=definition.touchpoint,
-                at=now,
-            ),
-        )
+        conn.execute(_NEW_ROW, main_row(reply_id, now))
         return Saved(reply_id, True, public=row.kind == "public")
 
     return (transact or in_transaction(store))(work)

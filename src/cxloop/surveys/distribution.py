@@ -349,6 +349,19 @@ def _live(store: Store, survey_ids: Iterable[str]) -> dict[str, Survey]:
     return out
 
 
+def _due(
+    store: Store, query: sa.Select[Any], now: dt.datetime
+) -> tuple[list[Any], dict[str, str], dict[str, _Recipient], dict[str, Survey]]:
+    """The deliveries ``query`` finds (by survey, then customer), who of them may not be mailed now
+    and why (opt-outs, not fatigue: these were invited already), their contacts, and which of
+    their surveys are still live."""
+    with store.engine.connect() as conn:
+        due = list(conn.execute(query.order_by(D.c.survey_id, D.c.customer_id)).all())
+        held = screen(conn, [r.customer_id for r in due], now=now, days=0, fatigue=False)
+        people = {p.customer_id: p for p in _recipients(conn, None, [r.customer_id for r in due])}
+    return due, held, people, _live(store, (r.survey_id for r in due))
+
+
 def _group(rows: Iterable[Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for r in rows:
@@ -384,11 +397,7 @@ def send_reminders(
     )
     if survey_id is not None:
         query = query.where(D.c.survey_id == survey_id)
-    with store.engine.connect() as conn:
-        due = conn.execute(query.order_by(D.c.survey_id, D.c.customer_id)).all()
-        held = screen(conn, [r.customer_id for r in due], now=now, days=0, fatigue=False)
-        people = {p.customer_id: p for p in _recipients(conn, None, [r.customer_id for r in due])}
-    surveys = _live(store, (r.survey_id for r in due))
+    due, held, people, surveys = _due(store, query, now)
     for sid, rows in _group(due).items():
         chosen, parents = [], {}
         for r in rows:
@@ -458,11 +467,7 @@ def retry_failed(
         D.c.attempts < MAX_ATTEMPTS,
         D.c.last_attempt_at <= cutoff,
     )
-    with store.engine.connect() as conn:
-        due = conn.execute(query.order_by(D.c.survey_id, D.c.customer_id)).all()
-        held = screen(conn, [r.customer_id for r in due], now=now, days=0, fatigue=False)
-        people = {p.customer_id: p for p in _recipients(conn, None, [r.customer_id for r in due])}
-    surveys = _live(store, (r.survey_id for r in due))
+    due, held, people, surveys = _due(store, query, now)
     for sid, rows in _group(due).items():
         chosen, retry_of = [], {}
         for r in rows:

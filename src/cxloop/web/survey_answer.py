@@ -239,15 +239,20 @@ async def answer_page(request: Request, token: str) -> Response:
         visit = await _visit(request, token, with_answers=True)
     except AnswerError as error:
         return await _refusal(request, error, token)
+    return _step(request, visit, "score", f"/s/{token}")
+
+
+def _step(request: Request, visit: Visit, step: str, action: str) -> Response:
+    """A step of the answer form for ``visit``, or the thanks page once it can no longer be edited."""
     lang = _lang(request, visit.definition)
     if not visit.editable:
         return _answered(request, visit, lang)
     return page(
         request,
         visit.definition,
-        "score",
+        step,
         lang=lang,
-        action=f"/s/{token}",
+        action=action,
         form_token=visit.form_token,
         answers=visit.answers,
         embed_origins=_origins(request, visit),
@@ -310,22 +315,9 @@ async def details_page(request: Request, token: str) -> Response:
         )
     except AnswerError as error:
         return await _refusal(request, error, token)
-    lang = _lang(request, visit.definition)
     if visit.reply_id is None:
         return RedirectResponse(f"/s/{token}", status_code=303)
-    if not visit.editable:
-        return _answered(request, visit, lang)
-    return page(
-        request,
-        visit.definition,
-        "more",
-        lang=lang,
-        action=f"/s/{token}/more",
-        form_token=visit.form_token,
-        answers=visit.answers,
-        embed_origins=_origins(request, visit),
-        reply=_reply(visit),
-    )
+    return _step(request, visit, "more", f"/s/{token}/more")
 
 
 @router.post("/s/{token}/more")
